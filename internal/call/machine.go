@@ -1,0 +1,338 @@
+package call
+
+import (
+	"fmt"
+	"time"
+)
+
+// Apply applies u to c and returns the events it produces. A call with an empty State
+// is new: only KindRing starts it. An update Apply refuses (see the Err* values) leaves
+// c exactly as it was, so out-of-order, duplicate or impossible input never corrupts a
+// call. An update older than the call's last one counts as happening at LastSeen:
+// time never runs backwards inside a call.
+func Apply(c *Call, u *Update) ([]Note, error) {
+	if u.Time.IsZero() {
+		return nil, fmt.Errorf("%w: no time", ErrInvalid)
+	}
+	if c.State == "" {
+		if u.Kind != KindRing {
+			return nil, fmt.Errorf("%w: %s before ring", ErrNoCall, u.Kind)
+		}
+		return start(c, u)
+	}
+	if c.State == StateEnded {
+		if u.Kind == KindFinal {
+			return final(c, u)
+		}
+		if u.Kind == KindRecording && u.Recording != "" && c.Recording == "" {
+			c.Recording = u.Recording
+			return nil, nil
+		}
+		return nil, fmt.Errorf("%w: %s", ErrEnded, u.Kind)
+	}
+	t := u.Time
+	if t.Before(c.LastSeen) {
+		t = c.LastSeen
+	}
+	var notes []Note
+	var err error
+	switch u.Kind {
+	case KindRing:
+		notes, err = ring(c, u)
+	case KindAnswer:
+		notes, err = answer(c, u.Extension, t)
+	case KindDetach:
+		if c.Acc.TalkSince == nil && c.Agent == "" {
+			return nil, ErrDuplicate
+		}
+		stopTalk(c, t)
+		c.Agent = ""
+	case KindHold:
+		if c.State == StateHeld {
+			return nil, ErrDuplicate
+		}
+		if c.State != StateActive {
+			return nil, fmt.Errorf("%w: hold while %s", ErrState, c.State)
+		}
+		stopTalk(c, t)
+		c.State = StateHeld
+		c.Acc.HoldSince = timePtr(t)
+		notes = []Note{{Type: EventHeld}}
+	case KindResume:
+		if c.State != StateHeld {
+			return nil, fmt.Errorf("%w: resume while %s", ErrState, c.State)
+		}
+		stopHold(c, t)
+		c.State = StateActive
+		if c.Agent != "" || c.AnsweredBy == "" {
+			startTalk(c, t)
+		}
+		notes = []Note{{Type: EventResumed}}
+	case KindTransfer:
+		notes, err = transfer(c, u.Transfer, t)
+	case KindDTMF:
+		if u.Digits == "" {
+			return nil, fmt.Errorf("%w: dtmf without digits", ErrInvalid)
+		}
+		c.DTMF += u.Digits
+		if len(c.DTMF) > maxDTMF {
+			c.DTMF = c.DTMF[len(c.DTMF)-maxDTMF:]
+		}
+		notes = []Note{{Type: EventDTMF, Digits: u.Digits}}
+	case KindRecording:
+		if u.Recording == "" || u.Recording == c.Recording {
+			return nil, ErrDuplicate
+		}
+		c.Recording = u.Recording
+	case KindEnd:
+		end(c, u, t)
+		notes = []Note{{Type: EventEnded}}
+	case KindFinal:
+		return nil, fmt.Errorf("%w: final record of a live call", ErrState)
+	default:
+		return nil, fmt.Errorf("%w: kind %d", ErrInvalid, u.Kind)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.LastSeen = t
+	recompute(c, t)
+	return notes, nil
+}
+
+func start(c *Call, u *Update) ([]Note, error) {
+	if !u.Direction.Valid() {
+		return nil, fmt.Errorf("%w: direction %q", ErrInvalid, u.Direction)
+	}
+	c.Direction = u.Direction
+	c.Customer = u.Customer
+	c.CustomerE164 = u.CustomerE164
+	c.DID = u.DID
+	c.State = StateRinging
+	c.StartedAt = u.Time
+	c.LastSeen = u.Time
+	c.Rung = c.Rung[:0]
+	addRung(c, u.Extensions)
+	if c.Transfers == nil {
+		c.Transfers = []Transfer{}
+	}
+	if c.Rung == nil {
+		c.Rung = []string{}
+	}
+	recompute(c, u.Time)
+	return []Note{{Type: EventRinging}}, nil
+}
+
+func ring(c *Call, u *Update) ([]Note, error) {
+	if !addRung(c, u.Extensions) {
+		return nil, ErrDuplicate
+	}
+	// A DID or customer learnt late (a PBX that names the caller after the first
+	// event) fills in; it never overwrites what was presented first.
+	if c.DID == "" {
+		c.DID = u.DID
+	}
+	return []Note{{Type: EventRinging}}, nil
+}
+
+func addRung(c *Call, exts []string) bool {
+	added := false
+	for _, e := range exts {
+		if e == "" || contains(c.Rung, e) || len(c.Rung) >= maxRung {
+			continue
+		}
+		c.Rung = append(c.Rung, e)
+		added = true
+	}
+	return added
+}
+
+func answer(c *Call, ext string, t time.Time) ([]Note, error) {
+	if ext != "" && c.Agent == ext && c.Acc.TalkSince != nil {
+		return nil, ErrDuplicate
+	}
+	if c.State == StateActive && ext == "" && c.Acc.TalkSince != nil {
+		return nil, ErrDuplicate
+	}
+	notes := []Note{{Type: EventAnswered}}
+	if c.AnsweredAt == nil {
+		c.AnsweredAt = timePtr(t)
+		c.AnsweredBy = ext
+	}
+	if ext != "" {
+		addRung(c, []string{ext})
+		// An answer by the target of a pending transfer completes it.
+		for i := range c.Transfers {
+			tr := &c.Transfers[i]
+			if !tr.Completed && tr.To == ext {
+				tr.Completed = true
+				cp := *tr
+				notes = append(notes, Note{Type: EventTransferred, Transfer: &cp})
+				break
+			}
+		}
+	}
+	if c.State == StateHeld {
+		stopHold(c, t)
+	}
+	c.State = StateActive
+	c.Agent = ext
+	startTalk(c, t)
+	return notes, nil
+}
+
+func transfer(c *Call, tr Transfer, t time.Time) ([]Note, error) {
+	if tr.Kind != TransferBlind && tr.Kind != TransferAttended {
+		return nil, fmt.Errorf("%w: transfer kind %q", ErrInvalid, tr.Kind)
+	}
+	if tr.To == "" {
+		return nil, fmt.Errorf("%w: transfer without target", ErrInvalid)
+	}
+	if c.State == StateRinging {
+		return nil, fmt.Errorf("%w: transfer while ringing", ErrState)
+	}
+	if tr.From == "" {
+		tr.From = c.Agent
+	}
+	tr.At = t
+	idx := -1
+	for i := range c.Transfers {
+		if !c.Transfers[i].Completed && c.Transfers[i].To == tr.To {
+			idx = i
+			break
+		}
+	}
+	if idx >= 0 {
+		if !tr.Completed {
+			return nil, ErrDuplicate
+		}
+		c.Transfers[idx].Completed = true
+		if c.Transfers[idx].Kind != tr.Kind {
+			c.Transfers[idx].Kind = tr.Kind
+		}
+		tr = c.Transfers[idx]
+	} else {
+		if len(c.Transfers) >= maxTransfers {
+			return nil, fmt.Errorf("%w: too many transfers", ErrState)
+		}
+		c.Transfers = append(c.Transfers, tr)
+	}
+	if tr.Completed {
+		if c.State == StateHeld {
+			stopHold(c, t)
+			c.State = StateActive
+		}
+		addRung(c, []string{tr.To})
+		c.Agent = tr.To
+		startTalk(c, t)
+	} else if tr.Kind == TransferBlind {
+		// The customer hears ringback until the target answers: not talk time.
+		stopTalk(c, t)
+		c.Agent = ""
+	}
+	cp := tr
+	return []Note{{Type: EventTransferred, Transfer: &cp}}, nil
+}
+
+func end(c *Call, u *Update, t time.Time) {
+	stopTalk(c, t)
+	stopHold(c, t)
+	c.State = StateEnded
+	c.EndedAt = timePtr(t)
+	c.Cause = u.Cause
+	c.Agent = ""
+	switch {
+	case c.AnsweredAt != nil:
+		c.Disposition = DispositionAnswered
+	case u.Disposition.Valid() && u.Disposition != DispositionAnswered:
+		c.Disposition = u.Disposition
+	case u.Cause == CauseLost:
+		// Rang but never answered as far as we know: a missed call someone should return.
+		c.Disposition = DispositionNoAnswer
+	default:
+		c.Disposition = DispositionFailed
+	}
+}
+
+func final(c *Call, u *Update) ([]Note, error) {
+	if c.Acc.Final {
+		return nil, ErrDuplicate
+	}
+	c.Acc.Final = true
+	if u.Recording != "" {
+		c.Recording = u.Recording
+	}
+	return []Note{{Type: EventRecorded}}, nil
+}
+
+// Lost builds the update that ends a call the PBX side lost track of: at the last time
+// it was known alive, with cause lost.
+func Lost(c *Call) Update {
+	return Update{PBX: c.PBX, PBXCallID: c.PBXCallID, Time: c.LastSeen, Kind: KindEnd, Cause: CauseLost}
+}
+
+func startTalk(c *Call, t time.Time) {
+	if c.Acc.TalkSince == nil && c.State == StateActive {
+		c.Acc.TalkSince = timePtr(t)
+	}
+}
+
+func stopTalk(c *Call, t time.Time) {
+	if c.Acc.TalkSince != nil {
+		c.Acc.TalkNS += nonNeg(t.Sub(*c.Acc.TalkSince))
+		c.Acc.TalkSince = nil
+	}
+}
+
+func stopHold(c *Call, t time.Time) {
+	if c.Acc.HoldSince != nil {
+		c.Acc.HoldNS += nonNeg(t.Sub(*c.Acc.HoldSince))
+		c.Acc.HoldSince = nil
+	}
+}
+
+// recompute refreshes the duration fields as of now (the update's time).
+func recompute(c *Call, now time.Time) {
+	ringEnd := now
+	if c.AnsweredAt != nil {
+		ringEnd = *c.AnsweredAt
+	} else if c.EndedAt != nil {
+		ringEnd = *c.EndedAt
+	}
+	c.RingS = seconds(nonNeg(ringEnd.Sub(c.StartedAt)))
+	talk := c.Acc.TalkNS
+	if c.Acc.TalkSince != nil {
+		talk += nonNeg(now.Sub(*c.Acc.TalkSince))
+	}
+	hold := c.Acc.HoldNS
+	if c.Acc.HoldSince != nil {
+		hold += nonNeg(now.Sub(*c.Acc.HoldSince))
+	}
+	var connected int64
+	if c.AnsweredAt != nil {
+		connected = nonNeg(now.Sub(*c.AnsweredAt))
+	}
+	// Talk and hold are parts of the connected time; rounding must not make a part
+	// exceed the whole.
+	c.ConnectedS = seconds(connected)
+	c.TalkS = min(seconds(talk), c.ConnectedS)
+	c.HoldS = min(seconds(hold), c.ConnectedS)
+}
+
+func nonNeg(d time.Duration) int64 {
+	if d < 0 {
+		return 0
+	}
+	return int64(d)
+}
+
+func timePtr(t time.Time) *time.Time { return &t }
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
