@@ -186,9 +186,16 @@ func (c *Call) Concerns(ext string) bool {
 // Clone returns a deep copy, so a snapshot handed to readers never aliases live state.
 func (c *Call) Clone() *Call {
 	cp := *c
-	cp.Rung = append([]string(nil), c.Rung...)
-	cp.Transfers = append([]Transfer(nil), c.Transfers...)
-	cp.Allowed = append([]string(nil), c.Allowed...)
+	// Empty lists stay empty (not nil): the API shows "rung": [], never null.
+	if c.Rung != nil {
+		cp.Rung = append(make([]string, 0, len(c.Rung)), c.Rung...)
+	}
+	if c.Transfers != nil {
+		cp.Transfers = append(make([]Transfer, 0, len(c.Transfers)), c.Transfers...)
+	}
+	if c.Allowed != nil {
+		cp.Allowed = append(make([]string, 0, len(c.Allowed)), c.Allowed...)
+	}
 	if c.AnsweredAt != nil {
 		t := *c.AnsweredAt
 		cp.AnsweredAt = &t
@@ -233,6 +240,13 @@ func (c *Call) AllowedActions() []string {
 }
 
 func seconds(ns int64) float64 {
+	// Saturate instead of overflowing on absurd spans (timestamps centuries apart).
+	if ns > maxSpan {
+		ns = maxSpan
+	}
 	// Tenths of a second: what the fixtures measure and what a CRM shows.
 	return float64((ns+50_000_000)/100_000_000) / 10
 }
+
+// maxSpan caps any duration at ~100 years, far beyond a call, far below overflow.
+const maxSpan = int64(100 * 365 * 24 * time.Hour)

@@ -14,6 +14,9 @@ func Apply(c *Call, u *Update) ([]Note, error) {
 	if u.Time.IsZero() {
 		return nil, fmt.Errorf("%w: no time", ErrInvalid)
 	}
+	if u.Kind < KindRing || u.Kind > KindFinal {
+		return nil, fmt.Errorf("%w: kind %d", ErrInvalid, u.Kind)
+	}
 	if c.State == "" {
 		if u.Kind != KindRing {
 			return nil, fmt.Errorf("%w: %s before ring", ErrNoCall, u.Kind)
@@ -71,8 +74,8 @@ func Apply(c *Call, u *Update) ([]Note, error) {
 	case KindTransfer:
 		notes, err = transfer(c, u.Transfer, t)
 	case KindDTMF:
-		if u.Digits == "" {
-			return nil, fmt.Errorf("%w: dtmf without digits", ErrInvalid)
+		if !validDigits(u.Digits) {
+			return nil, fmt.Errorf("%w: dtmf digits %q", ErrInvalid, u.Digits)
 		}
 		c.DTMF += u.Digits
 		if len(c.DTMF) > maxDTMF {
@@ -80,7 +83,10 @@ func Apply(c *Call, u *Update) ([]Note, error) {
 		}
 		notes = []Note{{Type: EventDTMF, Digits: u.Digits}}
 	case KindRecording:
-		if u.Recording == "" || u.Recording == c.Recording {
+		if u.Recording == "" {
+			return nil, fmt.Errorf("%w: recording without a link", ErrInvalid)
+		}
+		if u.Recording == c.Recording {
 			return nil, ErrDuplicate
 		}
 		c.Recording = u.Recording
@@ -112,7 +118,7 @@ func start(c *Call, u *Update) ([]Note, error) {
 	c.StartedAt = u.Time
 	c.LastSeen = u.Time
 	c.Rung = c.Rung[:0]
-	addRung(c, u.Extensions)
+	addRung(c, u.Extensions, maxRung)
 	if c.Transfers == nil {
 		c.Transfers = []Transfer{}
 	}
@@ -124,21 +130,31 @@ func start(c *Call, u *Update) ([]Note, error) {
 }
 
 func ring(c *Call, u *Update) ([]Note, error) {
-	if !addRung(c, u.Extensions) {
-		return nil, ErrDuplicate
-	}
 	// A DID or customer learnt late (a PBX that names the caller after the first
 	// event) fills in; it never overwrites what was presented first.
-	if c.DID == "" {
-		c.DID = u.DID
+	learnt := false
+	if c.DID == "" && u.DID != "" {
+		c.DID, learnt = u.DID, true
+	}
+	if c.Customer == "" && u.Customer != "" {
+		c.Customer, c.CustomerE164, learnt = u.Customer, u.CustomerE164, true
+	}
+	if !addRung(c, u.Extensions, maxRung) {
+		if learnt {
+			return nil, nil
+		}
+		return nil, ErrDuplicate
 	}
 	return []Note{{Type: EventRinging}}, nil
 }
 
-func addRung(c *Call, exts []string) bool {
+// addRung appends new extensions up to limit. Ringing is bounded by maxRung; an
+// extension that answers or receives a transfer may go past it, so whoever talked to
+// the customer is always in the list.
+func addRung(c *Call, exts []string, limit int) bool {
 	added := false
 	for _, e := range exts {
-		if e == "" || contains(c.Rung, e) || len(c.Rung) >= maxRung {
+		if e == "" || contains(c.Rung, e) || len(c.Rung) >= limit {
 			continue
 		}
 		c.Rung = append(c.Rung, e)
@@ -160,7 +176,7 @@ func answer(c *Call, ext string, t time.Time) ([]Note, error) {
 		c.AnsweredBy = ext
 	}
 	if ext != "" {
-		addRung(c, []string{ext})
+		addRung(c, []string{ext}, maxRung+maxTransfers+1)
 		// An answer by the target of a pending transfer completes it.
 		for i := range c.Transfers {
 			tr := &c.Transfers[i]
@@ -222,7 +238,7 @@ func transfer(c *Call, tr Transfer, t time.Time) ([]Note, error) {
 			stopHold(c, t)
 			c.State = StateActive
 		}
-		addRung(c, []string{tr.To})
+		addRung(c, []string{tr.To}, maxRung+maxTransfers+1)
 		c.Agent = tr.To
 		startTalk(c, t)
 	} else if tr.Kind == TransferBlind {
@@ -279,14 +295,14 @@ func startTalk(c *Call, t time.Time) {
 
 func stopTalk(c *Call, t time.Time) {
 	if c.Acc.TalkSince != nil {
-		c.Acc.TalkNS += nonNeg(t.Sub(*c.Acc.TalkSince))
+		c.Acc.TalkNS = min(c.Acc.TalkNS+nonNeg(t.Sub(*c.Acc.TalkSince)), maxSpan)
 		c.Acc.TalkSince = nil
 	}
 }
 
 func stopHold(c *Call, t time.Time) {
 	if c.Acc.HoldSince != nil {
-		c.Acc.HoldNS += nonNeg(t.Sub(*c.Acc.HoldSince))
+		c.Acc.HoldNS = min(c.Acc.HoldNS+nonNeg(t.Sub(*c.Acc.HoldSince)), maxSpan)
 		c.Acc.HoldSince = nil
 	}
 }
@@ -302,11 +318,11 @@ func recompute(c *Call, now time.Time) {
 	c.RingS = seconds(nonNeg(ringEnd.Sub(c.StartedAt)))
 	talk := c.Acc.TalkNS
 	if c.Acc.TalkSince != nil {
-		talk += nonNeg(now.Sub(*c.Acc.TalkSince))
+		talk = min(talk+nonNeg(now.Sub(*c.Acc.TalkSince)), maxSpan)
 	}
 	hold := c.Acc.HoldNS
 	if c.Acc.HoldSince != nil {
-		hold += nonNeg(now.Sub(*c.Acc.HoldSince))
+		hold = min(hold+nonNeg(now.Sub(*c.Acc.HoldSince)), maxSpan)
 	}
 	var connected int64
 	if c.AnsweredAt != nil {
@@ -323,7 +339,21 @@ func nonNeg(d time.Duration) int64 {
 	if d < 0 {
 		return 0
 	}
-	return int64(d)
+	return min(int64(d), maxSpan)
+}
+
+func validDigits(s string) bool {
+	if s == "" || len(s) > 1024 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9', c == '*', c == '#', c >= 'A' && c <= 'D', c >= 'a' && c <= 'd':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func timePtr(t time.Time) *time.Time { return &t }

@@ -274,6 +274,11 @@ func (h *Hub) Extensions(pbx string, exts []Extension) {
 }
 
 func (h *Hub) enqueue(it item) {
+	if h.isStopping() {
+		h.m.dropped.Inc()
+		h.log.Warn("update after the hub stopped; dropped", "pbx", it.u.PBX)
+		return
+	}
 	select {
 	case h.in <- it:
 	case <-h.stopped:

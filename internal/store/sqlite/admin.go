@@ -56,17 +56,18 @@ func (db *DB) RemoveTenant(ctx context.Context, name string) error {
 		return fmt.Errorf("sqlite: remove tenant: %w", err)
 	}
 	defer tx.Rollback()
+	// Children first: integrations reference the tenant (foreign_keys is on).
+	for _, table := range []string{"integrations", "extensions", "mappings", "webhooks", "deliveries"} {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE tenant = ?`, name); err != nil {
+			return fmt.Errorf("sqlite: remove tenant: %w", err)
+		}
+	}
 	res, err := tx.ExecContext(ctx, `DELETE FROM tenants WHERE name = ?`, name)
 	if err != nil {
 		return fmt.Errorf("sqlite: remove tenant: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return fmt.Errorf("sqlite: remove tenant %q: %w", name, store.ErrNotFound)
-	}
-	for _, table := range []string{"integrations", "extensions", "mappings", "webhooks", "deliveries"} {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE tenant = ?`, name); err != nil {
-			return fmt.Errorf("sqlite: remove tenant: %w", err)
-		}
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: remove tenant: %w", err)
@@ -321,7 +322,7 @@ func (db *DB) AddWebhook(ctx context.Context, w store.Webhook) error {
 		w.CreatedAt = time.Now()
 	}
 	_, err := db.w.ExecContext(ctx, `INSERT INTO webhooks (tenant, id, url, secret, events, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		w.Tenant, w.ID, w.URL, w.Secret, strings.Join(w.Events, " "), micros(w.CreatedAt))
+		w.Tenant, w.ID, w.URL, w.Secret, strings.Join(w.Events, listSep), micros(w.CreatedAt))
 	if err != nil {
 		if strings.Contains(err.Error(), "constraint failed") {
 			return fmt.Errorf("sqlite: add webhook %q: %w", w.ID, store.ErrExists)

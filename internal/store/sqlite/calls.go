@@ -110,7 +110,7 @@ func (db *DB) writeEvents(ctx context.Context, tx *sql.Tx, events []*call.Event,
 			if e.Call != nil {
 				callID = e.Call.ID
 			}
-			args = append(args, seq+int64(start+i)+1, e.Tenant, string(e.Type), callID, strings.Join(e.Extensions, " "), strings.Join(e.Users, " "), []byte(e.Raw))
+			args = append(args, seq+int64(start+i)+1, e.Tenant, string(e.Type), callID, strings.Join(e.Extensions, listSep), strings.Join(e.Users, listSep), []byte(e.Raw))
 		}
 		if _, err := tx.ExecContext(ctx, db.insertSQL("e", head, 7, end-start, ""), args...); err != nil {
 			return fmt.Errorf("sqlite: write events: %w", err)
@@ -165,11 +165,15 @@ func (db *DB) Events(ctx context.Context, f store.EventFilter) ([]*call.Event, e
 	return out, nil
 }
 
+// listSep joins list columns: the ASCII unit separator, which no extension number,
+// CRM user id or event name contains (a space could be in a CRM user id).
+const listSep = "\x1f"
+
 func splitList(s string) []string {
 	if s == "" {
 		return nil
 	}
-	return strings.Split(s, " ")
+	return strings.Split(s, listSep)
 }
 
 const callCols = `tenant, data, acc`

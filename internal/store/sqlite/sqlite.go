@@ -71,7 +71,8 @@ func Open(ctx context.Context, path string, opt Options) (*DB, error) {
 	for _, p := range []string{"journal_mode(WAL)", "synchronous(" + strings.ToUpper(string(opt.Sync)) + ")", "busy_timeout(10000)", "foreign_keys(1)", "cache_size(-32000)"} {
 		pragmas.Add("_pragma", p)
 	}
-	dsn := "file:" + path + "?" + pragmas.Encode()
+	// Escaped, so a path with '?', '#' or '%' is a path, not URI syntax.
+	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + pragmas.Encode()
 	w, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
@@ -174,4 +175,3 @@ func fromMicros(us int64) time.Time {
 	}
 	return time.UnixMicro(us).UTC()
 }
-

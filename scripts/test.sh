@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls this file). It installs what the
+# tests need when it is missing, so it runs on a fresh machine with Go.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export PATH="$PATH:/usr/local/go/bin"
+if ! command -v go >/dev/null; then
+	echo "test.sh: Go is required (https://go.dev/dl/); go.mod names the version" >&2
+	exit 1
+fi
+go version
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.git/*'))
+if [ -n "$unformatted" ]; then
+	echo "not gofmt-ed:"; echo "$unformatted"; exit 1
+fi
+
+echo "== go vet"
+go vet ./...
+
+echo "== staticcheck"
+go tool staticcheck ./...
+
+echo "== go test (race detector)"
+go test -race -count=1 -timeout 25m ./...
+
+echo "== fuzz smoke (each target briefly, on top of its corpus in testdata/)"
+for target in "FuzzApply ./internal/call" "FuzzParse ./internal/phone"; do
+	set -- $target
+	go test -run='^$' -fuzz="^$1\$" -fuzztime=10s "$2"
+done
+
+echo "== benchmarks compile and run once"
+go test -run='^$' -bench=. -benchtime=1x ./... >/dev/null
+
+echo "all tests passed"
