@@ -27,7 +27,7 @@ echo "== go test (race detector)"
 go test -race -count=1 -timeout 25m ./...
 
 echo "== fuzz smoke (each target briefly, on top of its corpus in testdata/)"
-for target in "FuzzApply ./internal/call" "FuzzParse ./internal/phone"; do
+for target in "FuzzApply ./internal/call" "FuzzParse ./internal/phone" "FuzzLoad ./internal/config"; do
 	set -- $target
 	go test -run='^$' -fuzz="^$1\$" -fuzztime=10s "$2"
 done

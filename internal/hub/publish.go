@@ -41,6 +41,9 @@ func (p *publisher) start(seq int64) {
 	p.mu.Lock()
 	p.lastSq = seq
 	p.first = seq + 1
+	// Wake anyone who began waiting before the log's position was known.
+	close(p.wake)
+	p.wake = make(chan struct{})
 	p.mu.Unlock()
 }
 

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"callbridge/internal/api"
+	"callbridge/internal/auth"
+	"callbridge/internal/config"
+	"callbridge/internal/hub"
+	"callbridge/internal/phone"
+	"callbridge/internal/sim"
+	"callbridge/internal/store"
+	"callbridge/internal/store/sqlite"
+)
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var cf commonFlags
+	fs := newFlagSet("serve", stderr, &cf)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := cf.load()
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+
+	st, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	keys := &auth.Manager{Store: st}
+	if key, created, err := keys.EnsureAdmin(ctx); err != nil {
+		return err
+	} else if created {
+		fmt.Fprintf(stdout, "callbridge: created admin key (shown once, keep it): %s\n", key)
+		fmt.Fprintf(stdout, "  try: curl -H \"Authorization: Bearer %s\" http://%s/api/v1/calls\n", key, cfg.Listen)
+	}
+	for _, p := range cfg.PBX {
+		if p.Tenant != "" && p.Tenant != store.DefaultTenant {
+			if err := ensureTenant(ctx, st, p.Tenant); err != nil {
+				return err
+			}
+		}
+	}
+
+	norm, err := phone.NewNormalizer(cfg.Region)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	conns, tenantOf, err := connectors(cfg, log)
+	if err != nil {
+		return err
+	}
+	h, err := hub.New(hub.Config{Store: st, Logger: log, Phone: norm, Connectors: conns, Tenants: tenantOf, Metrics: hub.NewMetrics(reg)})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	running := make(chan struct{})
+	handler, err := api.New(api.Config{
+		Hub: h, Auth: auth.NewAuthenticator(st, 5*time.Second), Logger: log, Gatherer: reg, Registerer: reg,
+		Phone: norm, Version: version,
+		Ready: func(ctx context.Context) error {
+			select {
+			case <-running:
+			default:
+				return errors.New("hub not running")
+			}
+			return st.Ping(ctx)
+		},
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+
+	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Add(1)
+	hubErr := make(chan error, 1)
+	go func() {
+		defer wg.Done()
+		hubErr <- h.Run(hubCtx)
+	}()
+	close(running)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server", "err", err)
+		}
+	}()
+	log.Info("callbridge serving", "listen", ln.Addr().String(), "db", cfg.DB, "pbx", len(cfg.PBX), "version", version)
+
+	<-ctx.Done()
+	log.Info("stopping")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutCtx)
+	stopHub()
+	wg.Wait()
+	return <-hubErr
+}
+
+func openStore(ctx context.Context, cfg config.Config) (*sqlite.DB, error) {
+	return sqlite.Open(ctx, cfg.DB, sqlite.Options{Sync: sqlite.Sync(cfg.Sync)})
+}
+
+func ensureTenant(ctx context.Context, st store.Store, name string) error {
+	err := st.AddTenant(ctx, name)
+	if err != nil && !errors.Is(err, store.ErrExists) {
+		return err
+	}
+	return nil
+}
+
+// connectors builds one connector per configured PBX.
+func connectors(cfg config.Config, log *slog.Logger) ([]hub.Connector, map[string]string, error) {
+	var out []hub.Connector
+	tenants := map[string]string{}
+	for _, p := range cfg.PBX {
+		if p.Tenant != "" {
+			tenants[p.ID] = p.Tenant
+		}
+		switch p.Kind {
+		case config.KindSim:
+			rate := 0.0
+			if p.Rate != nil {
+				rate = *p.Rate
+			}
+			s, err := sim.New(sim.Config{ID: p.ID, Extensions: p.Extensions, Rate: rate, Seed: p.Seed}, log)
+			if err != nil {
+				return nil, nil, err
+			}
+			out = append(out, s)
+		default:
+			return nil, nil, fmt.Errorf("pbx %s: kind %q not supported", p.ID, p.Kind)
+		}
+	}
+	return out, tenants, nil
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
