@@ -26,6 +26,9 @@ go tool staticcheck ./...
 echo "== go test (race detector)"
 go test -race -count=1 -timeout 25m ./...
 
+echo "== memory per live call (without the race detector, which inflates the heap)"
+go test -count=1 -run 'TestMemoryPerLiveCall' -v ./internal/hub/ | grep -E 'heap per live call|^(ok|FAIL|---)'
+
 echo "== fuzz smoke (each target briefly, on top of its corpus in testdata/)"
 for target in "FuzzApply ./internal/call" "FuzzParse ./internal/phone" "FuzzLoad ./internal/config"; do
 	set -- $target

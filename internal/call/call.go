@@ -239,13 +239,13 @@ func (c *Call) AllowedActions() []string {
 	return nil
 }
 
-func seconds(ns int64) float64 {
+func seconds(ns int64) float64 { return float64(tenths(ns)) / 10 }
+
+// tenths rounds to tenths of a second: what the fixtures measure and what a CRM shows.
+func tenths(ns int64) int64 {
 	// Saturate instead of overflowing on absurd spans (timestamps centuries apart).
-	if ns > maxSpan {
-		ns = maxSpan
-	}
-	// Tenths of a second: what the fixtures measure and what a CRM shows.
-	return float64((ns+50_000_000)/100_000_000) / 10
+	ns = min(ns, maxSpan)
+	return (ns + 50_000_000) / 100_000_000
 }
 
 // maxSpan caps any duration at ~100 years, far beyond a call, far below overflow.

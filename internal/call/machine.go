@@ -140,10 +140,14 @@ func ring(c *Call, u *Update) ([]Note, error) {
 		c.Customer, c.CustomerE164, learnt = u.Customer, u.CustomerE164, true
 	}
 	if !addRung(c, u.Extensions, maxRung) {
-		if learnt {
+		if !learnt {
+			return nil, ErrDuplicate
+		}
+		if c.State != StateRinging {
+			// Details learnt once the call is up change the record, not what is
+			// happening: no event.
 			return nil, nil
 		}
-		return nil, ErrDuplicate
 	}
 	return []Note{{Type: EventRinging}}, nil
 }
@@ -330,9 +334,12 @@ func recompute(c *Call, now time.Time) {
 	}
 	// Talk and hold are parts of the connected time; rounding must not make a part
 	// exceed the whole.
-	c.ConnectedS = seconds(connected)
-	c.TalkS = min(seconds(talk), c.ConnectedS)
-	c.HoldS = min(seconds(hold), c.ConnectedS)
+	conn10, hold10 := tenths(connected), tenths(hold)
+	hold10 = min(hold10, conn10)
+	talk10 := min(tenths(talk), conn10-hold10)
+	c.ConnectedS = float64(conn10) / 10
+	c.HoldS = float64(hold10) / 10
+	c.TalkS = float64(talk10) / 10
 }
 
 func nonNeg(d time.Duration) int64 {

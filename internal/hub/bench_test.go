@@ -151,8 +151,8 @@ func BenchmarkReplay(b *testing.B) {
 // calls in progress (ringing, then answered). It is a measurement, run with
 // -run MemoryPerLiveCall -v; the bound checked is the 2 KB.
 func TestMemoryPerLiveCall(t *testing.T) {
-	if testing.Short() {
-		t.Skip("measurement; skipped with -short")
+	if raceEnabled {
+		t.Skip("heap measurement is meaningless under the race detector; scripts/test.sh runs it without")
 	}
 	const calls = 100000
 	st := openStore(t, filepath.Join(t.TempDir(), "mem.db"))
