@@ -304,7 +304,16 @@ func (p *PBX) customer() string {
 // pickFlow draws a generated call's flow: 55% answered inbound (some rung on a group,
 // held, with digits or transferred), 15% missed, 10% busy, 10% cancelled by the
 // caller, 10% outbound (a quarter of those unanswered).
+// opening is what a freshly started simulator plays first, one of each common ending,
+// so someone trying callbridge sees busy, cancelled, answered and missed calls within
+// seconds instead of waiting on chance.
+var opening = [...]Flow{FlowBusy, FlowCallerCancels, FlowInboundAnswered, FlowMissed}
+
 func (p *PBX) pickFlow() (Flow, plan) {
+	if p.opened < len(opening) {
+		p.opened++
+		return opening[p.opened-1], 0
+	}
 	r := p.rng.IntN(100)
 	switch {
 	case r < 55:

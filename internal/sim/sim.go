@@ -112,6 +112,7 @@ type PBX struct {
 	rate        float64
 	nextArrival time.Duration
 	seq         uint64
+	opened      int // calls of the opening sequence generated so far
 	calls       map[string]*simCall
 	byCallID    map[string]*simCall
 	lines       []line
