@@ -37,6 +37,8 @@ type Config struct {
 	Version string
 	// Ready reports whether the node can serve (nil: the store answers a ping).
 	Ready func(context.Context) error
+	// MaxScan bounds the events one long-poll request looks at (default 4096).
+	MaxScan int
 }
 
 // Paths of the API's description and documentation, served without a key so a
@@ -64,6 +66,10 @@ type server struct {
 	phone *phone.Normalizer
 	ready func(context.Context) error
 	api   huma.API
+	// maxScan bounds the events one request looks at: a key that may see few of the
+	// tenant's events (or a tenant among busy others) gets an answer with a next
+	// cursor past what was scanned instead of a request that reads the whole log.
+	maxScan int
 }
 
 // New builds the API's handler.
@@ -87,7 +93,10 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.Version == "" {
 		cfg.Version = "dev"
 	}
-	s := &server{hub: cfg.Hub, auth: cfg.Auth, log: cfg.Logger, phone: cfg.Phone, ready: cfg.Ready}
+	s := &server{hub: cfg.Hub, auth: cfg.Auth, log: cfg.Logger, phone: cfg.Phone, ready: cfg.Ready, maxScan: cfg.MaxScan}
+	if s.maxScan <= 0 {
+		s.maxScan = 4096
+	}
 	if s.ready == nil {
 		s.ready = cfg.Hub.Store().Ping
 	}

@@ -119,7 +119,7 @@ type env struct {
 
 // newEnv starts a hub on a fresh SQLite store with two fake PBXs (one per tenant),
 // extensions, mappings and keys, and serves the API on 127.0.0.1.
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T, opts ...func(*api.Config)) *env {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "cb.db"), sqlite.Options{})
@@ -181,7 +181,11 @@ func newEnv(t *testing.T) *env {
 		e.keys[k.name] = key
 	}
 	e.auth = auth.NewAuthenticator(st, 0)
-	handler, err := api.New(api.Config{Hub: h, Auth: e.auth, Logger: logger, Gatherer: e.reg, Registerer: e.reg, Version: "test"})
+	cfg := api.Config{Hub: h, Auth: e.auth, Logger: logger, Gatherer: e.reg, Registerer: e.reg, Version: "test"}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	handler, err := api.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,12 +16,6 @@ import (
 	"callbridge/internal/store"
 )
 
-// maxScan bounds the events one request looks at: a key that may see few of the
-// tenant's events (or a tenant among busy others) gets an answer with a next cursor
-// past what was scanned instead of a request that reads the whole log. A variable
-// only so a test can make it small.
-var maxScan = 4096
-
 // readBatch is how many events are taken from the subscription at once.
 const readBatch = 1024
 
@@ -105,7 +99,7 @@ func (s *server) pollEvents(ctx context.Context, in *eventsInput) (*eventsOutput
 	sub := s.hub.Subscribe(after)
 	page := eventPage{Events: []wireEvent{}, Next: after}
 	scanned := 0
-	for scanned < maxScan && len(page.Events) < in.Limit {
+	for scanned < s.maxScan && len(page.Events) < in.Limit {
 		if sub.Cursor() >= s.hub.LastSeq() {
 			if len(page.Events) > 0 || in.Wait == 0 {
 				break
@@ -122,7 +116,7 @@ func (s *server) pollEvents(ctx context.Context, in *eventsInput) (*eventsOutput
 			continue
 		}
 		// The cursor is behind the newest event, so Next answers at once.
-		evs, err := sub.Next(ctx, min(maxScan-scanned, readBatch))
+		evs, err := sub.Next(ctx, min(s.maxScan-scanned, readBatch))
 		if err != nil {
 			return nil, s.problem(ctx, "events", err)
 		}

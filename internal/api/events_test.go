@@ -220,9 +220,7 @@ func TestEvents(t *testing.T) {
 // TestEventsScanBounded checks a key that sees none of many events gets an answer
 // with a next past what was scanned, instead of one request reading the whole log.
 func TestEventsScanBounded(t *testing.T) {
-	// Restored after the server has stopped (cleanups run last-registered first).
-	t.Cleanup(api.SetMaxScan(100))
-	e := newEnv(t)
+	e := newEnv(t, func(c *api.Config) { c.MaxScan = 100 })
 	const n = 250
 	for i := range n {
 		e.pbx.update(call.Update{PBXCallID: fmt.Sprintf("bulk-%d", i), Time: t0.Add(time.Duration(i) * time.Second), Kind: call.KindRing,
