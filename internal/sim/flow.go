@@ -388,7 +388,8 @@ func (p *PBX) begin(s spec, t time.Time, now time.Duration) *simCall {
 	case FlowInternal:
 		u.Direction, u.Customer, u.DID = call.DirectionInternal, p.exts[s.caller], ""
 	case FlowClickToCall, FlowOutbound:
-		u.Direction = call.DirectionOut
+		// A DID is the number an inbound caller dialled; an outbound call has none.
+		u.Direction, u.DID = call.DirectionOut, ""
 		c.out = true
 	default:
 		u.Direction = call.DirectionIn
