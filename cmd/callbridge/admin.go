@@ -21,11 +21,7 @@ func tenants(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if len(pos) == 0 {
 		return fmt.Errorf("tenants: want add, list or remove\n%s", usage)
 	}
-	cfg, err := cf.load()
-	if err != nil {
-		return err
-	}
-	st, err := openStore(ctx, cfg)
+	st, err := cf.openStore(ctx)
 	if err != nil {
 		return err
 	}
@@ -78,11 +74,7 @@ func keys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(pos) == 0 {
 		return fmt.Errorf("keys: want add, list, remove or replace\n%s", usage)
 	}
-	cfg, err := cf.load()
-	if err != nil {
-		return err
-	}
-	st, err := openStore(ctx, cfg)
+	st, err := cf.openStore(ctx)
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"callbridge/internal/testutil"
 )
 
 // These tests run the real binary, as a user would: built once, started with a
@@ -171,17 +173,7 @@ func (s *server) get(path, key string, out any) int {
 
 func checkFor(t *testing.T, timeout time.Duration, fn func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.CheckFor(t, timeout, fn)
 }
 
 type apiCall struct {

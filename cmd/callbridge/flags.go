@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"io"
 	"os"
 	"strconv"
 
 	"callbridge/internal/config"
+	"callbridge/internal/store/sqlite"
 )
 
 // commonFlags are the flags every sub-command shares: where the configuration and the
@@ -53,4 +55,14 @@ func (c *commonFlags) load() (config.Config, error) {
 		o.SimRate = &r
 	}
 	return config.Load(c.config, os.Getenv, o)
+}
+
+// openStore loads the configuration and opens its database, for the administrative
+// sub-commands that work on the store directly.
+func (c *commonFlags) openStore(ctx context.Context) (*sqlite.DB, error) {
+	cfg, err := c.load()
+	if err != nil {
+		return nil, err
+	}
+	return openStore(ctx, cfg)
 }

@@ -25,6 +25,7 @@ import (
 	"callbridge/internal/hub"
 	"callbridge/internal/store"
 	"callbridge/internal/store/sqlite"
+	"callbridge/internal/testutil"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -257,19 +258,7 @@ func (e *env) seed() {
 // checkFor polls cond until it holds or a deadline passes.
 func checkFor(t *testing.T, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met: %v", err)
-		}
-		<-tick.C
-	}
+	testutil.CheckFor(t, 10*time.Second, cond)
 }
 
 type response struct {

@@ -17,6 +17,7 @@ import (
 	"callbridge/internal/hub"
 	"callbridge/internal/store"
 	"callbridge/internal/store/sqlite"
+	"callbridge/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
@@ -118,17 +119,7 @@ func (e *env) stop() {
 // checkFor polls fn until it returns nil or the timeout passes.
 func checkFor(t *testing.T, timeout time.Duration, fn func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out: %v", err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.CheckFor(t, timeout, fn)
 }
 
 func collect(t *testing.T, sub *hub.Subscription, n int) []*call.Event {
