@@ -124,6 +124,7 @@ func New(cfg Config) (http.Handler, error) {
 
 	s.registerCalls()
 	s.registerEvents()
+	s.registerPBX()
 	s.registerHealth(mux, cfg.Gatherer)
 	mux.HandleFunc(prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusNotFound, "no such resource")

@@ -38,8 +38,9 @@ type fakePBX struct {
 
 	mu   sync.Mutex
 	sink hub.Sink
-	cmds []hub.Command
-	err  error
+	cmds    []hub.Command
+	err     error
+	testErr error
 }
 
 func newFakePBX(id string) *fakePBX { return &fakePBX{id: id, started: make(chan struct{})} }
@@ -60,6 +61,19 @@ func (f *fakePBX) Control(_ context.Context, cmd hub.Command) error {
 	defer f.mu.Unlock()
 	f.cmds = append(f.cmds, cmd)
 	return f.err
+}
+
+// Test makes the fake a hub.Tester: it fails with the error set by setTestErr.
+func (f *fakePBX) Test(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.testErr
+}
+
+func (f *fakePBX) setTestErr(err error) {
+	f.mu.Lock()
+	f.testErr = err
+	f.mu.Unlock()
 }
 
 func (f *fakePBX) setErr(err error) {

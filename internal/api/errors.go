@@ -46,11 +46,9 @@ func (s *server) problem(ctx context.Context, what string, err error) error {
 // does not know is the PBX's (or its connector's) refusal, passed on as 502 with
 // its message so the caller can see what the PBX said.
 func (s *server) controlProblem(ctx context.Context, what string, err error) error {
-	for _, known := range []error{hub.ErrNotFound, hub.ErrEnded, hub.ErrNotEnabled, hub.ErrNoConnector,
-		hub.ErrStopped, hub.ErrUnsupported, call.ErrInvalid, context.Canceled, context.DeadlineExceeded} {
-		if errors.Is(err, known) {
-			return s.problem(ctx, what, err)
-		}
+	if isKnown(err, hub.ErrNotFound, hub.ErrEnded, hub.ErrNotEnabled, hub.ErrNoConnector,
+		hub.ErrStopped, hub.ErrUnsupported, call.ErrInvalid, context.Canceled, context.DeadlineExceeded) {
+		return s.problem(ctx, what, err)
 	}
 	s.log.Warn("api: PBX refused a command", "op", what, "err", err)
 	return huma.NewError(http.StatusBadGateway, err.Error())
@@ -63,4 +61,14 @@ func writeProblem(w http.ResponseWriter, status int, detail string) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(&huma.ErrorModel{Title: http.StatusText(status), Status: status, Detail: detail})
+}
+
+// isKnown reports whether err is one of targets.
+func isKnown(err error, targets ...error) bool {
+	for _, t := range targets {
+		if errors.Is(err, t) {
+			return true
+		}
+	}
+	return false
 }

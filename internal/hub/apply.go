@@ -125,8 +125,10 @@ func (h *Hub) applyItem(b *batch, it item) {
 			alive[id] = true
 		}
 		h.endLost(b, it.pbx, alive)
+		h.pbx.set(it.pbx, func(s *PBXStatus) { s.Connected, s.Since = true, orNow(it.at) })
 		h.pbxEvent(b, it.pbx, call.EventConnected, it.at, "")
 	case itemDisconnected:
+		h.pbx.set(it.pbx, func(s *PBXStatus) { s.Connected, s.Since, s.LastError = false, orNow(it.at), it.reason })
 		h.pbxEvent(b, it.pbx, call.EventDisconnect, it.at, it.reason)
 	case itemLostAll:
 		h.endLost(b, it.pbx, nil)
@@ -184,6 +186,13 @@ func (h *Hub) applyTo(b *batch, key string, c *call.Call, u *call.Update) {
 		return
 	}
 	h.m.applied.Inc()
+	if live := c.State.Live(); live != wasLive {
+		d := 1
+		if !live {
+			d = -1
+		}
+		h.pbx.set(c.PBX, func(s *PBXStatus) { s.LiveCalls += d })
+	}
 	if c.State.Live() {
 		h.live[key] = c
 	} else if wasLive {

@@ -92,6 +92,7 @@ type Hub struct {
 	ended *endedCache
 
 	dir *directory
+	pbx pbxRegistry
 
 	pub publisher
 }
@@ -141,12 +142,18 @@ func New(cfg Config) (*Hub, error) {
 	for pbx, t := range cfg.Tenants {
 		h.tenants[pbx] = t
 	}
+	h.pbx.m = map[string]*PBXStatus{}
 	for _, c := range cfg.Connectors {
 		if _, dup := h.conns[c.ID()]; dup {
 			return nil, fmt.Errorf("hub: two connectors with id %q", c.ID())
 		}
 		h.conns[c.ID()] = c
 		h.order = append(h.order, c)
+		st := &PBXStatus{ID: c.ID(), Tenant: h.tenantOf(c.ID())}
+		if k, ok := c.(Kinded); ok {
+			st.Kind = k.Kind()
+		}
+		h.pbx.m[c.ID()] = st
 	}
 	return h, nil
 }
@@ -222,6 +229,7 @@ func (h *Hub) load(ctx context.Context) error {
 	orphans := map[string]bool{}
 	for _, c := range calls {
 		h.live[liveKey(c.PBX, c.PBXCallID)] = c
+		h.pbx.set(c.PBX, func(s *PBXStatus) { s.LiveCalls++ })
 		if _, ok := h.conns[c.PBX]; !ok {
 			orphans[c.PBX] = true
 		}

@@ -227,6 +227,12 @@ func validPrefix(s string) bool {
 // ID is the PBX id from configuration.
 func (p *PBX) ID() string { return p.id }
 
+// Kind names the PBX kind, as in configuration.
+func (p *PBX) Kind() string { return "sim" }
+
+// Test checks the PBX answers; the simulator is in-process, so it always does.
+func (p *PBX) Test(ctx context.Context) error { return ctx.Err() }
+
 // Live is the number of calls in progress.
 func (p *PBX) Live() int {
 	p.mu.Lock()
