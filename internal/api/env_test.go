@@ -36,8 +36,8 @@ type fakePBX struct {
 	id      string
 	started chan struct{}
 
-	mu   sync.Mutex
-	sink hub.Sink
+	mu      sync.Mutex
+	sink    hub.Sink
 	cmds    []hub.Command
 	err     error
 	testErr error
