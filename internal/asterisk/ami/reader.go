@@ -261,6 +261,10 @@ func (r *Reader) parse() (bool, error) {
 				continue
 			}
 			r.pkt0 = i
+			if e+1-r.pkt0 > r.maxPacket {
+				r.r = i
+				return false, r.packetErr()
+			}
 			r.state = stHeaders
 			r.addField(buf, i, ce)
 			if isFollows(r.pkt.fields[0]) {
