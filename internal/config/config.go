@@ -46,11 +46,64 @@ type PBX struct {
 	Rate *float64 `yaml:"rate"`
 	// Seed makes the simulator repeatable (0: random).
 	Seed int64 `yaml:"seed"`
+
+	// Address is the PBX's manager interface, host:port (Asterisk AMI: 5038).
+	Address string `yaml:"address"`
+	// Username and Secret log in to the manager interface.
+	Username string `yaml:"username"`
+	Secret   Secret `yaml:"secret"`
+	// MD5 logs in with a challenge, so the secret never crosses the wire.
+	MD5 bool `yaml:"md5"`
+	// TLS connects with TLS; TLSInsecure skips certificate verification (a lab PBX
+	// with a self-signed certificate).
+	TLS         bool `yaml:"tls"`
+	TLSInsecure bool `yaml:"tls_insecure"`
+
+	// Dialplan conventions of the PBX, from which calls get their direction.
+	Dialplan Dialplan `yaml:"dialplan"`
+	// Members lists the PBX's extensions when the PBX cannot list them itself.
+	Members []string `yaml:"members"`
 }
+
+// Dialplan describes how a PBX is wired, so callbridge can tell internal phones from
+// the outside world and knows how to reach an extension and dial out.
+type Dialplan struct {
+	// InternalContexts are contexts whose channels are internal phones.
+	InternalContexts []string `yaml:"internal_contexts"`
+	// ExternalContexts are contexts where calls from outside arrive.
+	ExternalContexts []string `yaml:"external_contexts"`
+	// Trunks are channel prefixes of trunks ("PJSIP/trunk").
+	Trunks []string `yaml:"trunks"`
+	// InternalPattern matches internal numbers (default: 2 to 5 digits).
+	InternalPattern string `yaml:"internal_pattern"`
+	// ExtensionChannel reaches an extension: "PJSIP/{ext}", "Local/{ext}@phones".
+	ExtensionChannel string `yaml:"extension_channel"`
+	// OutboundContext is where a click-to-call dials the customer.
+	OutboundContext string `yaml:"outbound_context"`
+	// TransferContext is where transfers dial their target (default: OutboundContext).
+	TransferContext string `yaml:"transfer_context"`
+	// ConferenceContext is where a conference room number is dialled (ConfBridge).
+	ConferenceContext string `yaml:"conference_context"`
+}
+
+// Secret is a configuration value that must never be printed.
+type Secret string
+
+// String hides the secret in logs and error messages.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "***"
+}
+
+// GoString hides the secret from %#v too.
+func (s Secret) GoString() string { return s.String() }
 
 // Kinds of PBX this build can connect to.
 const (
-	KindSim = "sim"
+	KindSim      = "sim"
+	KindAsterisk = "asterisk"
 )
 
 // DefaultSimRate is the simulator's pace when nothing sets one: a call every two
@@ -204,10 +257,25 @@ func (c *Config) Validate() error {
 			if p.Rate != nil && (*p.Rate < 0 || *p.Rate > 5000) {
 				bad("pbx[%d] %s: rate %g: want 0 to 5000 calls/s", i, p.ID, *p.Rate)
 			}
+		case KindAsterisk:
+			if _, _, err := net.SplitHostPort(p.Address); err != nil {
+				bad("pbx[%d] %s: address %q: want host:port (AMI listens on 5038)", i, p.ID, p.Address)
+			}
+			if p.Username == "" {
+				bad("pbx[%d] %s: username is required", i, p.ID)
+			}
+			if p.Dialplan.InternalPattern != "" {
+				if _, err := regexp.Compile(p.Dialplan.InternalPattern); err != nil {
+					bad("pbx[%d] %s: dialplan.internal_pattern: %v", i, p.ID, err)
+				}
+			}
+			if ch := p.Dialplan.ExtensionChannel; ch != "" && !strings.Contains(ch, "{ext}") {
+				bad("pbx[%d] %s: dialplan.extension_channel %q must contain {ext}", i, p.ID, ch)
+			}
 		case "":
 			bad("pbx[%d] %s: kind is required", i, p.ID)
 		default:
-			bad("pbx[%d] %s: kind %q is not supported by this build (supported: sim)", i, p.ID, p.Kind)
+			bad("pbx[%d] %s: kind %q is not supported by this build (supported: sim, asterisk)", i, p.ID, p.Kind)
 		}
 	}
 	return errors.Join(errs...)

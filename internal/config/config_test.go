@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -77,5 +78,22 @@ func TestLoadRejects(t *testing.T) {
 	}
 	if _, err := Load(filepath.Join(dir, "missing.yaml"), env(nil), Overrides{}); err == nil {
 		t.Error("a missing file loads")
+	}
+}
+
+func TestSecretsNeverPrinted(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cb.yaml")
+	os.WriteFile(path, []byte("pbx:\n  - {id: office, kind: asterisk, address: 127.0.0.1:5038, username: cti, secret: hunter2}\n"), 0o600)
+	c, err := Load(path, env(nil), Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PBX[0].Secret != "hunter2" {
+		t.Fatalf("secret not loaded: %q", string(c.PBX[0].Secret))
+	}
+	for _, format := range []string{"%v", "%+v", "%#v", "%s"} {
+		if s := fmt.Sprintf(format, c); strings.Contains(s, "hunter2") {
+			t.Errorf("%s prints the secret: %s", format, s)
+		}
 	}
 }
