@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"callbridge/internal/api"
+	"callbridge/internal/asterisk"
 	"callbridge/internal/auth"
 	"callbridge/internal/config"
 	"callbridge/internal/hub"
@@ -154,6 +156,12 @@ func connectors(cfg config.Config, log *slog.Logger) ([]hub.Connector, map[strin
 				return nil, nil, err
 			}
 			out = append(out, s)
+		case config.KindAsterisk:
+			a, err := asterisk.NewConnector(asteriskConfig(p), log)
+			if err != nil {
+				return nil, nil, err
+			}
+			out = append(out, a)
 		default:
 			return nil, nil, fmt.Errorf("pbx %s: kind %q not supported", p.ID, p.Kind)
 		}
@@ -165,4 +173,29 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level))
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// asteriskConfig maps a PBX's configuration onto the Asterisk connector's.
+func asteriskConfig(p config.PBX) asterisk.Config {
+	c := asterisk.Config{
+		ID:      p.ID,
+		Address: p.Address,
+		Login:   asterisk.Login{Username: p.Username, Secret: string(p.Secret), MD5: p.MD5},
+		Correlator: asterisk.Options{
+			InternalContexts: p.Dialplan.InternalContexts,
+			ExternalContexts: p.Dialplan.ExternalContexts,
+			TrunkEndpoints:   p.Dialplan.Trunks,
+			InternalPattern:  p.Dialplan.InternalPattern,
+		},
+		ExtensionChannel:  p.Dialplan.ExtensionChannel,
+		OutboundContext:   p.Dialplan.OutboundContext,
+		TransferContext:   p.Dialplan.TransferContext,
+		ConferenceContext: p.Dialplan.ConferenceContext,
+		Members:           p.Members,
+	}
+	if p.TLS {
+		// The operator's choice for a lab PBX with a self-signed certificate.
+		c.TLS = &tls.Config{InsecureSkipVerify: p.TLSInsecure} //nolint:gosec
+	}
+	return c
 }

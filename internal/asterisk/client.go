@@ -89,6 +89,7 @@ type Session struct {
 
 	mu      sync.Mutex
 	pending map[string]chan *ami.Packet
+	lists   map[string]*list
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -128,6 +129,7 @@ func Open(ctx context.Context, conn net.Conn, login Login, opt SessionOptions, h
 		handler: h,
 		writes:  make(chan write),
 		pending: map[string]chan *ami.Packet{},
+		lists:   map[string]*list{},
 		done:    make(chan struct{}),
 	}
 	if s.handler == nil {
@@ -187,7 +189,10 @@ func (s *Session) login(ctx context.Context, l Login) error {
 // (CoreShowChannels, Status) answer with a response and then events that carry the
 // same ActionID: those reach the Handler like every other packet.
 func (s *Session) Action(ctx context.Context, name string, kv ...string) (*ami.Packet, error) {
-	id := strings.ToLower(name) + "-" + strconv.FormatUint(s.ids.Add(1), 10)
+	return s.actionID(ctx, strings.ToLower(name)+"-"+strconv.FormatUint(s.ids.Add(1), 10), name, kv...)
+}
+
+func (s *Session) actionID(ctx context.Context, id, name string, kv ...string) (*ami.Packet, error) {
 	ch := make(chan *ami.Packet, 1)
 	s.mu.Lock()
 	s.pending[id] = ch
@@ -243,22 +248,86 @@ func (s *Session) readLoop() {
 			s.fail(fmt.Errorf("asterisk: read: %w", err))
 			return
 		}
-		now := time.Now()
+		// The handler sees the packet first: when an action's caller wakes up, every
+		// packet up to and including its answer has been handled.
+		s.handler(p, time.Now())
+		id := p.GetBytes("ActionID")
+		if len(id) == 0 {
+			continue
+		}
+		s.mu.Lock()
 		if p.Has("Response") {
-			if id := p.Get("ActionID"); id != "" {
-				s.mu.Lock()
-				ch := s.pending[id]
-				s.mu.Unlock()
-				if ch != nil {
-					select {
-					case ch <- p.Clone():
-					default:
-					}
+			if ch := s.pending[string(id)]; ch != nil {
+				select {
+				case ch <- p.Clone():
+				default:
 				}
 			}
+		} else if l := s.lists[string(id)]; l != nil && !l.closed {
+			if isListEnd(p) {
+				l.closed = true
+				close(l.done)
+			} else if len(l.items) < maxListItems {
+				l.items = append(l.items, p.Clone())
+			}
 		}
-		s.handler(p, now)
+		s.mu.Unlock()
 	}
+}
+
+// maxListItems bounds what one list action collects (a PBX with more endpoints than
+// this is beyond what a single gateway serves).
+const maxListItems = 100000
+
+type list struct {
+	items  []*ami.Packet
+	done   chan struct{}
+	closed bool
+}
+
+// isListEnd reports whether p closes a list ("EventList: Complete" or "cancelled").
+func isListEnd(p *ami.Packet) bool {
+	v := p.Get("EventList")
+	return strings.EqualFold(v, "Complete") || strings.EqualFold(v, "cancelled")
+}
+
+// ActionList sends a list action (CoreShowChannels, Status, PJSIPShowEndpoints) and
+// returns the items Asterisk sends for it, once the list's closing event arrives. The
+// items also reach the Handler, in stream order, before ActionList returns.
+func (s *Session) ActionList(ctx context.Context, name string, kv ...string) ([]*ami.Packet, error) {
+	id := strings.ToLower(name) + "-" + strconv.FormatUint(s.ids.Add(1), 10)
+	l := &list{done: make(chan struct{})}
+	s.mu.Lock()
+	s.lists[id] = l
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.lists, id)
+		s.mu.Unlock()
+	}()
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.opt.ActionTimeout)
+		defer cancel()
+	}
+	res, err := s.actionID(ctx, id, name, kv...)
+	if err != nil {
+		return nil, err
+	}
+	if !strings.EqualFold(res.Get("EventList"), "start") {
+		// An empty list may come as a plain Success without any events.
+		return nil, nil
+	}
+	select {
+	case <-l.done:
+	case <-s.done:
+		return nil, s.closedErr()
+	case <-ctx.Done():
+		return nil, fmt.Errorf("asterisk: %s: %w: the list never completed (%v)", name, ErrTimeout, ctx.Err())
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return l.items, nil
 }
 
 func (s *Session) writeLoop() {

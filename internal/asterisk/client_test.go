@@ -220,3 +220,43 @@ func TestSessionFailures(t *testing.T) {
 }
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestSessionActionList(t *testing.T) {
+	f := newFakeAMI(t)
+	f.answer = func(c *fakeConn, p *ami.Packet) {
+		id := p.Get("ActionID")
+		switch p.Get("Action") {
+		case "CoreShowChannels":
+			c.reply(p, "Response", "Success", "EventList", "start", "Message", "Channels will follow")
+			// A live event in the middle of the list: it reaches the handler, not the list.
+			c.send([]byte("Event: Newchannel\r\nChannel: PJSIP/102-2\r\n\r\n"))
+			for _, ch := range []string{"PJSIP/trunk-1", "PJSIP/101-1"} {
+				c.send([]byte(ami.NewPacket("Event", "CoreShowChannel", "ActionID", id, "Channel", ch).String()))
+			}
+			c.send([]byte(ami.NewPacket("Event", "CoreShowChannelsComplete", "ActionID", id, "EventList", "Complete", "ListItems", "2").String()))
+		default:
+			c.reply(p, "Response", "Success")
+		}
+	}
+	var got packets
+	s, err := Open(context.Background(), dial(t, f), Login{Username: "cti", Secret: "s3cret"}, SessionOptions{}, got.handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	items, err := s.ActionList(context.Background(), "CoreShowChannels")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(items) != 2 || items[0].Get("Channel") != "PJSIP/trunk-1" || items[1].Get("Channel") != "PJSIP/101-1" {
+		t.Fatalf("items %v", items)
+	}
+	// Everything up to the list's end was handled before ActionList returned.
+	if ev := got.events(); strings.Join(ev, ",") != "Newchannel,CoreShowChannel,CoreShowChannel,CoreShowChannelsComplete" {
+		t.Fatalf("handled %v", ev)
+	}
+	// A list action answered with a plain Success has no items.
+	if items, err := s.ActionList(context.Background(), "PJSIPShowEndpoints"); err != nil || len(items) != 0 {
+		t.Fatalf("empty list: %v %v", items, err)
+	}
+}

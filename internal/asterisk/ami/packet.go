@@ -76,7 +76,8 @@ func (p *Packet) Clone() *Packet {
 		cp.fields[i] = Field{Key: rebase(cp.buf, p.buf, f.Key), Value: rebase(cp.buf, p.buf, f.Value)}
 	}
 	if p.Output != nil {
-		cp.Output = append([]byte(nil), p.Output...)
+		// rebase keeps an empty Output non-nil: a Follows reply with no output stays one.
+		cp.Output = rebase(cp.buf, p.buf, p.Output)
 	}
 	return cp
 }

@@ -1,0 +1,364 @@
+package asterisk
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"callbridge/internal/asterisk/ami"
+	"callbridge/internal/call"
+	"callbridge/internal/hub"
+)
+
+// Config is one Asterisk PBX connection.
+type Config struct {
+	// ID is the PBX id of configuration.
+	ID string
+	// Address is AMI's host:port.
+	Address string
+	// TLS, when set, connects with TLS.
+	TLS   *tls.Config
+	Login Login
+	// Dialplan conventions, for direction.
+	Correlator Options
+	// ExtensionChannel reaches an extension; "{ext}" is replaced (default PJSIP/{ext}).
+	ExtensionChannel string
+	// OutboundContext is where click-to-call dials the customer (default from-internal).
+	OutboundContext string
+	// TransferContext is where transfers dial their target (default OutboundContext).
+	TransferContext string
+	// ConferenceContext is where a conference room is dialled (default OutboundContext).
+	ConferenceContext string
+	// Members are the PBX's extensions when PJSIPShowEndpoints cannot list them.
+	Members []string
+	// Keepalive is the interval of Ping actions (default 20 s).
+	Keepalive time.Duration
+	// BackoffMin and BackoffMax bound the wait between reconnection attempts
+	// (default 500 ms and 30 s); the wait doubles per failure, with jitter.
+	BackoffMin, BackoffMax time.Duration
+	// Session tunes each connection.
+	Session SessionOptions
+	// Dial opens the TCP connection (default a net.Dialer with a 10 s timeout).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// Connector is callbridge's connection to one Asterisk: it keeps an AMI session up,
+// feeds the correlator and the hub, and carries control commands back as actions.
+type Connector struct {
+	cfg Config
+	log *slog.Logger
+
+	// mu guards the correlator and the originate ids: the session's reader goroutine
+	// and the expiry ticker both feed the correlator.
+	mu         sync.Mutex
+	corr       *Correlator
+	buf        []call.Update
+	originated map[string]string // preset channel id → callbridge call id
+
+	smu  sync.Mutex
+	sess *Session
+}
+
+// NewConnector checks cfg and builds a connector; it does not connect until Run.
+func NewConnector(cfg Config, log *slog.Logger) (*Connector, error) {
+	if cfg.ID == "" {
+		return nil, errors.New("asterisk: connector needs an id")
+	}
+	if _, _, err := net.SplitHostPort(cfg.Address); err != nil {
+		return nil, fmt.Errorf("asterisk: %s: address %q: %w", cfg.ID, cfg.Address, err)
+	}
+	if cfg.ExtensionChannel == "" {
+		cfg.ExtensionChannel = "PJSIP/{ext}"
+	}
+	if !strings.Contains(cfg.ExtensionChannel, "{ext}") {
+		return nil, fmt.Errorf("asterisk: %s: extension channel %q has no {ext}", cfg.ID, cfg.ExtensionChannel)
+	}
+	if cfg.OutboundContext == "" {
+		cfg.OutboundContext = "from-internal"
+	}
+	if cfg.TransferContext == "" {
+		cfg.TransferContext = cfg.OutboundContext
+	}
+	if cfg.ConferenceContext == "" {
+		cfg.ConferenceContext = cfg.OutboundContext
+	}
+	if cfg.Keepalive <= 0 {
+		cfg.Keepalive = 20 * time.Second
+	}
+	if cfg.BackoffMin <= 0 {
+		cfg.BackoffMin = 500 * time.Millisecond
+	}
+	if cfg.BackoffMax < cfg.BackoffMin {
+		cfg.BackoffMax = max(30*time.Second, cfg.BackoffMin)
+	}
+	if cfg.Dial == nil {
+		d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+		cfg.Dial = d.DialContext
+	}
+	cfg.Correlator.PBX = cfg.ID
+	corr, err := NewCorrelator(cfg.Correlator)
+	if err != nil {
+		return nil, fmt.Errorf("asterisk: %s: %w", cfg.ID, err)
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Connector{cfg: cfg, log: log.With("pbx", cfg.ID), corr: corr, originated: map[string]string{}}, nil
+}
+
+// ID is the PBX id.
+func (c *Connector) ID() string { return c.cfg.ID }
+
+// Kind names the PBX kind, as in configuration.
+func (c *Connector) Kind() string { return "asterisk" }
+
+// Run keeps a session up until ctx ends, reconnecting with exponential backoff and
+// jitter; every session starts with a snapshot that reconciles the hub.
+func (c *Connector) Run(ctx context.Context, sink hub.Sink) error {
+	failures := 0
+	for ctx.Err() == nil {
+		connected, err := c.session(ctx, sink)
+		if ctx.Err() != nil {
+			if connected {
+				sink.Disconnected(c.cfg.ID, context.Cause(ctx), time.Now())
+			}
+			return nil
+		}
+		if connected {
+			failures = 0
+			sink.Disconnected(c.cfg.ID, err, time.Now())
+		}
+		failures++
+		wait := c.backoff(failures)
+		c.log.Warn("asterisk connection down; reconnecting", "reason", err, "in", wait.Round(time.Millisecond), "attempt", failures)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// backoff is the wait before attempt n: doubling from BackoffMin up to BackoffMax,
+// with "equal jitter" (half fixed, half random) so many gateways do not reconnect to a
+// restarted PBX in lockstep.
+func (c *Connector) backoff(n int) time.Duration {
+	d := c.cfg.BackoffMin
+	for i := 1; i < n && d < c.cfg.BackoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, c.cfg.BackoffMax)
+	return d/2 + rand.N(d/2+1)
+}
+
+func (c *Connector) dial(ctx context.Context) (net.Conn, error) {
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := c.cfg.Dial(dctx, "tcp", c.cfg.Address)
+	if err != nil {
+		return nil, fmt.Errorf("asterisk: dial %s: %w", c.cfg.Address, err)
+	}
+	if c.cfg.TLS != nil {
+		cfg := c.cfg.TLS.Clone()
+		if cfg.ServerName == "" {
+			cfg.ServerName, _, _ = net.SplitHostPort(c.cfg.Address)
+		}
+		tc := tls.Client(conn, cfg)
+		if err := tc.HandshakeContext(dctx); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("asterisk: tls %s: %w", c.cfg.Address, err)
+		}
+		conn = tc
+	}
+	return conn, nil
+}
+
+// session runs one connection: dial, login, snapshot, then events until the session
+// or ctx ends. connected says whether the hub was told the link is up.
+func (c *Connector) session(ctx context.Context, sink hub.Sink) (connected bool, err error) {
+	conn, err := c.dial(ctx)
+	if err != nil {
+		return false, err
+	}
+	// The snapshot begins before login: events can follow the login response at once,
+	// and the correlator must know they arrive while it reconciles.
+	c.mu.Lock()
+	c.corr.BeginSnapshot()
+	c.mu.Unlock()
+	handler := func(p *ami.Packet, arrival time.Time) {
+		c.mu.Lock()
+		c.buf = c.corr.Feed(c.buf[:0], p, arrival)
+		ups := c.withIDs(c.buf)
+		c.mu.Unlock()
+		for _, u := range ups {
+			sink.Update(u)
+		}
+	}
+	octx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	s, err := Open(octx, conn, c.cfg.Login, c.cfg.Session, handler)
+	cancel()
+	if err != nil {
+		return false, err
+	}
+	defer s.Close()
+	c.setSession(s)
+	defer c.setSession(nil)
+	c.log.Info("asterisk connected", "address", c.cfg.Address, "banner", s.Banner())
+
+	if err := c.snapshot(ctx, s, sink); err != nil {
+		return false, err
+	}
+	c.members(ctx, s, sink)
+
+	ping := time.NewTicker(c.cfg.Keepalive)
+	defer ping.Stop()
+	expire := time.NewTicker(time.Second)
+	defer expire.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			lctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			s.Action(lctx, "Logoff")
+			cancel()
+			return true, ctx.Err()
+		case <-s.Done():
+			return true, s.Err()
+		case <-ping.C:
+			pctx, cancel := context.WithTimeout(ctx, c.cfg.Keepalive)
+			_, err := s.Action(pctx, "Ping")
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				s.fail(fmt.Errorf("asterisk: keepalive: %w", err))
+			}
+		case now := <-expire.C:
+			c.mu.Lock()
+			c.buf = c.corr.Expire(c.buf[:0], now)
+			ups := c.withIDs(c.buf)
+			c.mu.Unlock()
+			for _, u := range ups {
+				sink.Update(u)
+			}
+		}
+	}
+}
+
+// snapshot asks Asterisk what exists now and reconciles: the correlator sees the list
+// items in stream order with live events, and EndSnapshot says which calls survive.
+func (c *Connector) snapshot(ctx context.Context, s *Session, sink hub.Sink) error {
+	for _, action := range []string{"CoreShowChannels", "Status", "BridgeList"} {
+		if _, err := s.ActionList(ctx, action); err != nil {
+			if errors.Is(err, ErrActionFailed) {
+				// A user without the permission for one list still gets the others.
+				c.log.Warn("snapshot list refused", "action", action, "err", err)
+				continue
+			}
+			return fmt.Errorf("asterisk: snapshot: %w", err)
+		}
+	}
+	now := time.Now()
+	c.mu.Lock()
+	alive, out := c.corr.EndSnapshot(c.buf[:0], now)
+	c.buf = out
+	ups := c.withIDs(out)
+	c.mu.Unlock()
+	sink.Connected(c.cfg.ID, alive, now)
+	for _, u := range ups {
+		sink.Update(u)
+	}
+	return nil
+}
+
+// members tells the hub the PBX's extensions: from configuration, else from its PJSIP
+// endpoints (trunks left out).
+func (c *Connector) members(ctx context.Context, s *Session, sink hub.Sink) {
+	var exts []hub.Extension
+	seen := map[string]bool{}
+	add := func(n string) {
+		if n != "" && !seen[n] && c.corr.r.isInternalNumber(n) {
+			seen[n] = true
+			exts = append(exts, hub.Extension{Number: n})
+		}
+	}
+	for _, m := range c.cfg.Members {
+		add(m)
+	}
+	if len(c.cfg.Members) == 0 {
+		items, err := s.ActionList(ctx, "PJSIPShowEndpoints")
+		if err != nil {
+			c.log.Info("cannot list PJSIP endpoints; members come from configuration only", "err", err)
+		}
+		for _, it := range items {
+			add(it.Get("ObjectName"))
+		}
+	}
+	if len(exts) > 0 {
+		sink.Extensions(c.cfg.ID, exts)
+	}
+}
+
+// withIDs gives a click-to-call's first update the id callbridge answered with: the
+// Originate preset the channel's Uniqueid, which is the call's Linkedid.
+func (c *Connector) withIDs(ups []call.Update) []call.Update {
+	if len(ups) == 0 {
+		return nil
+	}
+	out := make([]call.Update, len(ups))
+	copy(out, ups)
+	if len(c.originated) == 0 {
+		return out
+	}
+	for i := range out {
+		if id, ok := c.originated[out[i].PBXCallID]; ok && out[i].Kind == call.KindRing {
+			out[i].CallID = id
+			delete(c.originated, out[i].PBXCallID)
+		}
+	}
+	return out
+}
+
+func (c *Connector) setSession(s *Session) {
+	c.smu.Lock()
+	c.sess = s
+	c.smu.Unlock()
+}
+
+func (c *Connector) session0() (*Session, error) {
+	c.smu.Lock()
+	defer c.smu.Unlock()
+	if c.sess == nil {
+		return nil, fmt.Errorf("asterisk: %s: %w", c.cfg.ID, ErrNotConnected)
+	}
+	return c.sess, nil
+}
+
+// ErrNotConnected: a command came while the AMI link is down.
+var ErrNotConnected = errors.New("asterisk: not connected")
+
+// Test opens a separate session, logs in, pings and logs off: it proves the address,
+// the credentials and that the manager answers, without touching the running link.
+func (c *Connector) Test(ctx context.Context) error {
+	conn, err := c.dial(ctx)
+	if err != nil {
+		return err
+	}
+	s, err := Open(ctx, conn, Login{Username: c.cfg.Login.Username, Secret: c.cfg.Login.Secret, MD5: c.cfg.Login.MD5, Events: "off"}, c.cfg.Session, nil)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if _, err := s.Action(ctx, "Ping"); err != nil {
+		return err
+	}
+	s.Action(ctx, "Logoff")
+	return nil
+}

@@ -1,0 +1,183 @@
+package asterisk
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"strings"
+
+	"callbridge/internal/hub"
+)
+
+// maxOriginating bounds the click-to-calls waiting for their first event: a PBX that
+// never reports them must not grow the map without limit.
+const maxOriginating = 4096
+
+// Control carries a command to Asterisk as AMI actions. Asterisk's refusal comes back
+// as an error wrapping ErrActionFailed with Asterisk's message.
+func (c *Connector) Control(ctx context.Context, cmd hub.Command) error {
+	s, err := c.session0()
+	if err != nil {
+		return err
+	}
+	switch cmd.Action {
+	case hub.ActionOriginate:
+		return c.originate(ctx, s, cmd)
+	case hub.ActionAgent:
+		return c.agentStatus(ctx, s, cmd)
+	case hub.ActionAnswer:
+		return fmt.Errorf("asterisk: answer: %w: Asterisk cannot make a SIP phone go off-hook; answer on the phone, or use click-to-call, which rings the phone first", hub.ErrUnsupported)
+	case hub.ActionHold, hub.ActionResume:
+		return fmt.Errorf("asterisk: %s: %w: AMI has no hold action; hold from the phone (Asterisk reports it)", cmd.Action, hub.ErrUnsupported)
+	}
+	c.mu.Lock()
+	legs, ok := c.corr.Legs(cmd.PBXCallID)
+	c.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("asterisk: %s: call %s: %w", cmd.Action, cmd.PBXCallID, ErrNoCall)
+	}
+	agent := legs.Agent
+	if cmd.Extension != "" && legs.ByExt[cmd.Extension] != "" {
+		agent = legs.ByExt[cmd.Extension]
+	}
+	switch cmd.Action {
+	case hub.ActionHangup:
+		// A ringing extension that hangs up rejects the call for itself; otherwise the
+		// customer's leg goes, which ends the conversation.
+		target, cause := legs.Customer, "16"
+		if cmd.Extension != "" && legs.ByExt[cmd.Extension] != "" && legs.Agent == "" {
+			target, cause = legs.ByExt[cmd.Extension], "21"
+		}
+		if target == "" {
+			target = agent
+		}
+		if target == "" {
+			return fmt.Errorf("asterisk: hangup: call %s: %w: no channel left", cmd.PBXCallID, ErrNoCall)
+		}
+		return c.action(ctx, s, "Hangup", "Channel", target, "Cause", cause)
+	case hub.ActionTransfer:
+		if agent == "" {
+			return fmt.Errorf("asterisk: transfer: call %s: %w: nobody is talking to the customer", cmd.PBXCallID, hub.ErrUnsupported)
+		}
+		if cmd.To == "" {
+			return fmt.Errorf("asterisk: transfer: no target")
+		}
+		if cmd.Attended {
+			return c.action(ctx, s, "Atxfer", "Channel", agent, "Context", c.cfg.TransferContext, "Exten", cmd.To)
+		}
+		return c.action(ctx, s, "BlindTransfer", "Channel", agent, "Context", c.cfg.TransferContext, "Exten", cmd.To)
+	case hub.ActionDTMF:
+		if legs.Customer == "" {
+			return fmt.Errorf("asterisk: dtmf: call %s: %w: no customer channel", cmd.PBXCallID, ErrNoCall)
+		}
+		for _, d := range cmd.Digits {
+			if !strings.ContainsRune("0123456789*#ABCDabcd", d) {
+				return fmt.Errorf("asterisk: dtmf: %q is not a DTMF digit", d)
+			}
+		}
+		for _, d := range cmd.Digits {
+			if err := c.action(ctx, s, "PlayDTMF", "Channel", legs.Customer, "Digit", string(d), "Duration", "250"); err != nil {
+				return err
+			}
+		}
+		return nil
+	case hub.ActionConference:
+		return c.conference(ctx, s, cmd, legs, agent)
+	}
+	return fmt.Errorf("asterisk: %s: %w", cmd.Action, hub.ErrUnsupported)
+}
+
+// ErrNoCall: the command names a call Asterisk is not running (any more).
+var ErrNoCall = fmt.Errorf("asterisk: no such call")
+
+func (c *Connector) action(ctx context.Context, s *Session, name string, kv ...string) error {
+	_, err := s.Action(ctx, name, kv...)
+	return err
+}
+
+func (c *Connector) extChannel(ext string) string {
+	return strings.ReplaceAll(c.cfg.ExtensionChannel, "{ext}", ext)
+}
+
+// originate is click-to-call: Asterisk rings the agent's extension first and, when it
+// answers, dials the customer from OutboundContext (seed 002's make_call). The first
+// channel's Uniqueid is preset to callbridge's call id, so the call keeps the id the
+// API answered with.
+func (c *Connector) originate(ctx context.Context, s *Session, cmd hub.Command) error {
+	if cmd.Extension == "" || cmd.To == "" {
+		return fmt.Errorf("asterisk: originate: extension and number are required")
+	}
+	id := cmd.CallID
+	c.mu.Lock()
+	if len(c.originated) >= maxOriginating {
+		for k := range c.originated {
+			delete(c.originated, k)
+			break
+		}
+	}
+	if id != "" {
+		c.originated[id] = id
+	}
+	c.mu.Unlock()
+	kv := []string{
+		"Channel", c.extChannel(cmd.Extension),
+		"Context", c.cfg.OutboundContext,
+		"Exten", cmd.To,
+		"Priority", "1",
+		// The agent's phone shows whom it is about to call.
+		"CallerID", fmt.Sprintf("%q <%s>", cmd.To, cmd.To),
+		"Timeout", "30000",
+		"Async", "true",
+	}
+	if id != "" {
+		kv = append(kv, "ChannelId", id, "Variable", "CALLBRIDGE_CALL_ID="+id)
+	}
+	err := c.action(ctx, s, "Originate", kv...)
+	if err != nil {
+		c.mu.Lock()
+		delete(c.originated, id)
+		c.mu.Unlock()
+	}
+	return err
+}
+
+// agentStatus maps callbridge's agent status onto queue pause: "available" unpauses
+// the extension in every queue, anything else pauses it with the status as reason.
+func (c *Connector) agentStatus(ctx context.Context, s *Session, cmd hub.Command) error {
+	if cmd.Extension == "" {
+		return fmt.Errorf("asterisk: agent status: no extension")
+	}
+	paused := !strings.EqualFold(cmd.Status, "available")
+	kv := []string{"Interface", c.extChannel(cmd.Extension), "Paused", strconv.FormatBool(paused)}
+	if paused && cmd.Status != "" {
+		kv = append(kv, "Reason", cmd.Status)
+	}
+	return c.action(ctx, s, "QueuePause", kv...)
+}
+
+// conference moves the customer and the agent into a ConfBridge room and brings the
+// third party in. The room is a number derived from the call, dialled in
+// ConferenceContext, whose dialplan must send any number to ConfBridge(${EXTEN}).
+func (c *Connector) conference(ctx context.Context, s *Session, cmd hub.Command, legs Legs, agent string) error {
+	if legs.Customer == "" || agent == "" {
+		return fmt.Errorf("asterisk: conference: call %s: %w: the customer must be talking to an extension", cmd.PBXCallID, hub.ErrUnsupported)
+	}
+	if cmd.To == "" {
+		return fmt.Errorf("asterisk: conference: no party to add")
+	}
+	h := fnv.New32a()
+	h.Write([]byte(cmd.PBXCallID))
+	room := strconv.FormatUint(uint64(80000000+h.Sum32()%10000000), 10)
+	if err := c.action(ctx, s, "Redirect", "Channel", legs.Customer, "ExtraChannel", agent,
+		"Context", c.cfg.ConferenceContext, "Exten", room, "Priority", "1",
+		"ExtraContext", c.cfg.ConferenceContext, "ExtraExten", room, "ExtraPriority", "1"); err != nil {
+		return err
+	}
+	party := c.extChannel(cmd.To)
+	if !c.corr.r.isInternalNumber(cmd.To) {
+		party = "Local/" + cmd.To + "@" + c.cfg.OutboundContext
+	}
+	return c.action(ctx, s, "Originate", "Channel", party, "Context", c.cfg.ConferenceContext, "Exten", room,
+		"Priority", "1", "Timeout", "30000", "Async", "true")
+}
