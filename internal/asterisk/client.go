@@ -256,7 +256,9 @@ func (s *Session) readLoop() {
 			continue
 		}
 		s.mu.Lock()
-		if p.Has("Response") {
+		// A response is a packet whose first field is Response: OriginateResponse
+		// events carry a Response field too, and are events.
+		if f := p.Fields(); len(f) > 0 && strings.EqualFold(string(f[0].Key), "Response") {
 			if ch := s.pending[string(id)]; ch != nil {
 				select {
 				case ch <- p.Clone():
