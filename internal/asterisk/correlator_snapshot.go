@@ -96,11 +96,25 @@ func (c *Correlator) EndSnapshot(dst []call.Update, at time.Time) (alive []strin
 	at = c.now
 	s := c.snap
 	c.snap = nil
+	// Alive are the calls live before the reconciliation that it did not find lost,
+	// and the ones it started: the updates returned may end some of the former (a
+	// merge), which the hub must still hold live when they arrive.
+	before := make(map[*callState]bool, len(c.calls))
+	for _, cs := range c.calls {
+		if cs.started && !cs.ended {
+			before[cs] = true
+		}
+	}
 	if s != nil && !at.IsZero() {
 		c.reconcile(s, at)
 	}
+	for cs := range before {
+		if !cs.lost {
+			alive = append(alive, cs.id)
+		}
+	}
 	for _, cs := range c.calls {
-		if cs.started && !cs.ended && !cs.forgotten {
+		if cs.started && !cs.ended && !before[cs] {
 			alive = append(alive, cs.id)
 		}
 	}

@@ -529,3 +529,46 @@ func TestBlindTransferToOutside(t *testing.T) {
 	}
 	within(t, "talk_s", c.TalkS, 2+10)
 }
+
+// A call joined another while the link was down (101 brought the customer into its
+// call with 107): the snapshot shows all three in one bridge under the customer's
+// Linkedid. The other call ends as merged, after Connected, so it must still be alive
+// for the hub when that update comes.
+func TestSnapshotMergesCallsJoinedInTheGap(t *testing.T) {
+	s := newSynth(t)
+	trunk, _ := s.sipCall("a", "0611000007", "101", 0)
+	b101 := synthChan{"PJSIP/101-b01", "b.1", "b.1", 4, "from-internal", "107", "101"}
+	b107 := synthChan{"PJSIP/107-b02", "b.2", "b.1", 0, "from-internal", "s", "107"}
+	s.newchannel(3, b101)
+	s.newchannel(3, b107)
+	s.dial(3, b101, b107, "107")
+	s.state(5, &b107, 6)
+	s.state(5, &b101, 6)
+	s.enter(5, b107, "b-b", "simple_bridge")
+	s.enter(5, b101, "b-b", "simple_bridge")
+	c := s.r.corr
+	c.BeginSnapshot()
+	b101.lid, b107.lid = "a.1", "a.1"
+	s.list("CoreShowChannel", 20, append(trunk.kv(""), "BridgeId", "b-b", "Duration", "00:00:20")...)
+	s.list("CoreShowChannel", 20, append(b101.kv(""), "BridgeId", "b-b", "Duration", "00:00:17")...)
+	s.list("CoreShowChannel", 20, append(b107.kv(""), "BridgeId", "b-b", "Duration", "00:00:17")...)
+	alive, ups := c.EndSnapshot(nil, synthAt(20))
+	if !slices.Equal(alive, []string{"a.1", "b.1"}) {
+		t.Errorf("alive %v, want both calls", alive)
+	}
+	s.r.connected(alive)
+	s.r.apply(ups)
+	s.leave(25, b101, "b-b")
+	s.hangup(25, b101, 16)
+	s.leave(30, b107, "b-b")
+	s.hangup(30, b107, 16)
+	s.hangup(30, trunk, 16)
+	s.clean()
+	a, b := s.r.calls["a.1"], s.r.calls["b.1"]
+	if a.State != call.StateEnded || a.AnsweredBy != "101" || !slices.Equal(a.Rung, []string{"101", "107"}) {
+		t.Errorf("customer's call: %+v", a)
+	}
+	if b.State != call.StateEnded || b.Cause != "MERGED" || s.r.lost != 0 {
+		t.Errorf("consultation: %s %s, %d lost", b.State, b.Cause, s.r.lost)
+	}
+}
