@@ -61,6 +61,11 @@ type Connector struct {
 	corr       *Correlator
 	buf        []call.Update
 	originated map[string]string // preset channel id → callbridge call id
+	// clockEvt is the newest event Timestamp and clockWall when it was read: the
+	// PBX's clock, carried forward by the local one, times what has no Timestamp
+	// (list items, expiry), so a PBX whose clock is off does not get calls timed
+	// on two clocks.
+	clockEvt, clockWall time.Time
 
 	smu  sync.Mutex
 	sess *Session
@@ -197,7 +202,10 @@ func (c *Connector) session(ctx context.Context, sink hub.Sink) (connected bool,
 	c.mu.Unlock()
 	handler := func(p *ami.Packet, arrival time.Time) {
 		c.mu.Lock()
-		c.buf = c.corr.Feed(c.buf[:0], p, arrival)
+		if ts, ok := parseStamp(p.GetBytes("Timestamp")); ok {
+			c.clockEvt, c.clockWall = ts, arrival
+		}
+		c.buf = c.corr.Feed(c.buf[:0], p, c.pbxTime(arrival))
 		ups := c.withIDs(c.buf)
 		c.mu.Unlock()
 		for _, u := range ups {
@@ -242,7 +250,7 @@ func (c *Connector) session(ctx context.Context, sink hub.Sink) (connected bool,
 			}
 		case now := <-expire.C:
 			c.mu.Lock()
-			c.buf = c.corr.Expire(c.buf[:0], now)
+			c.buf = c.corr.Expire(c.buf[:0], c.pbxTime(now))
 			ups := c.withIDs(c.buf)
 			c.mu.Unlock()
 			for _, u := range ups {
@@ -265,8 +273,8 @@ func (c *Connector) snapshot(ctx context.Context, s *Session, sink hub.Sink) err
 			return fmt.Errorf("asterisk: snapshot: %w", err)
 		}
 	}
-	now := time.Now()
 	c.mu.Lock()
+	now := c.pbxTime(time.Now())
 	alive, out := c.corr.EndSnapshot(c.buf[:0], now)
 	c.buf = out
 	ups := c.withIDs(out)
@@ -361,4 +369,12 @@ func (c *Connector) Test(ctx context.Context) error {
 	}
 	s.Action(ctx, "Logoff")
 	return nil
+}
+
+// pbxTime is the PBX's time now, as far as its events tell (c.mu held).
+func (c *Connector) pbxTime(wall time.Time) time.Time {
+	if c.clockEvt.IsZero() {
+		return wall
+	}
+	return c.clockEvt.Add(max(wall.Sub(c.clockWall), 0))
 }
