@@ -223,21 +223,28 @@ func (s *Session) actionID(ctx context.Context, id, name string, kv ...string) (
 	case <-s.done:
 		return nil, s.closedErr()
 	}
+	var res *ami.Packet
 	select {
-	case res := <-ch:
-		if strings.EqualFold(res.Get("Response"), "Error") {
-			msg := res.Get("Message")
-			if msg == "" {
-				msg = "no message"
-			}
-			return res, fmt.Errorf("asterisk: %s: %w: %s", name, ErrActionFailed, msg)
-		}
-		return res, nil
+	case res = <-ch:
 	case <-s.done:
-		return nil, s.closedErr()
+		// A peer that answers and hangs up (a refused login) closes the session
+		// right after the answer: the answer still counts.
+		select {
+		case res = <-ch:
+		default:
+			return nil, s.closedErr()
+		}
 	case <-ctx.Done():
 		return nil, fmt.Errorf("asterisk: %s: %w (%v)", name, ErrTimeout, ctx.Err())
 	}
+	if strings.EqualFold(res.Get("Response"), "Error") {
+		msg := res.Get("Message")
+		if msg == "" {
+			msg = "no message"
+		}
+		return res, fmt.Errorf("asterisk: %s: %w: %s", name, ErrActionFailed, msg)
+	}
+	return res, nil
 }
 
 func (s *Session) readLoop() {

@@ -43,11 +43,10 @@ func (c *Correlator) start(cs *callState, t time.Time) {
 		}
 	}
 	// A click-to-call rang the agent first: the agent's answer starts the connected
-	// time, but the talk waits for the customer.
+	// time, but the talk, and the call's being answered, wait for the customer.
 	if r := cs.root; cs.dir == call.DirectionOut && r != nil && r != cs.customer && r.originated &&
 		r.info.kind == kindPhone && r.up() && !r.upAt.IsZero() {
-		c.answer(cs, r.info.ext, r.upAt)
-		c.detach(cs, r.upAt)
+		c.connect(cs, r.info.ext, r.upAt)
 	}
 	if cs.recording != "" {
 		c.sendRecording(cs, t)
@@ -97,6 +96,20 @@ func (c *Correlator) answer(cs *callState, ext string, t time.Time) {
 	cs.st = call.StateActive
 	cs.agent, cs.talking = ext, true
 	cs.redial = false
+}
+
+// connect says the agent of a click-to-call is up while the customer is being dialled,
+// as call.Apply does with KindConnect.
+func (c *Correlator) connect(cs *callState, ext string, t time.Time) {
+	if cs.answered || ext == "" || cs.st != call.StateRinging {
+		return
+	}
+	u := c.emit(cs, call.KindConnect, t)
+	u.Extension = ext
+	cs.answered, cs.answeredBy = true, ext
+	if !contains(cs.rung, ext) && len(cs.rung) < maxRungAll {
+		cs.rung = append(cs.rung, ext)
+	}
 }
 
 // detach says the customer talks to nobody for now (queue, transfer ringback, the

@@ -252,7 +252,7 @@ func (s stepName) String() string { return fmt.Sprintf("step %d (op %d)", s.n, s
 func checkUpdates(t *testing.T, step stepName, ups []call.Update) {
 	t.Helper()
 	for _, u := range ups {
-		if u.PBX != "lab" || u.PBXCallID == "" || u.Time.IsZero() || u.Kind < call.KindRing || u.Kind > call.KindFinal {
+		if u.PBX != "lab" || u.PBXCallID == "" || u.Time.IsZero() || u.Kind < call.KindRing || u.Kind > call.KindConnect {
 			t.Fatalf("%s: bad update %+v", step, u)
 		}
 	}
@@ -286,7 +286,7 @@ func checkCall(t *testing.T, step stepName, c *call.Call) {
 		fail("disposition on a live call")
 	}
 	if c.State == call.StateEnded {
-		if !c.Disposition.Valid() || (c.Disposition == call.DispositionAnswered) != (c.AnsweredAt != nil) {
+		if !c.Disposition.Valid() || (c.Disposition == call.DispositionAnswered) != c.Acc.Reached {
 			fail("disposition %q, answered %v", c.Disposition, c.AnsweredAt)
 		}
 		if c.Agent != "" || c.Acc.TalkSince != nil || c.Acc.HoldSince != nil {

@@ -1,5 +1,7 @@
 package asterisk
 
+import "strings"
+
 // Legs are a live call's channels, as control needs them: which channel to hang up,
 // redirect or play digits to, and which one transfers.
 type Legs struct {
@@ -15,8 +17,11 @@ type Legs struct {
 
 // Legs returns the channels of a live call, by the call's PBX id.
 func (c *Correlator) Legs(pbxCallID string) (Legs, bool) {
-	cs := c.linked[pbxCallID]
-	if cs == nil || cs.ended {
+	// A call's id is the Linkedid that started it, with a "~n" suffix when a recent
+	// call had used the same Linkedid.
+	linkedid, _, _ := strings.Cut(pbxCallID, "~")
+	cs := c.linked[linkedid]
+	if cs == nil || cs.id != pbxCallID || cs.ended {
 		return Legs{}, false
 	}
 	l := Legs{ByExt: map[string]string{}}

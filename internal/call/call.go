@@ -140,6 +140,10 @@ type Accounting struct {
 	HoldSince *time.Time `json:"hold_since,omitempty"`
 	// Final is set once the final record (call.recorded) has been produced.
 	Final bool `json:"final,omitempty"`
+	// Reached is set once the customer talked to someone (the call went active): it,
+	// not the first answer, makes the disposition "answered", so a click-to-call
+	// whose agent answered but whose customer never did is not answered.
+	Reached bool `json:"reached,omitempty"`
 }
 
 // Extensions returns every extension the call concerns (rung, answered, current agent,

@@ -13,7 +13,7 @@ import (
 
 // The fuzz input is a sequence of 4-byte chunks, each one update:
 //
-//	b0: kind = b0 % 13 (0 and 11 are unknown kinds, 12 is Lost(c)); b0 >= 240: zero time
+//	b0: kind = b0 % 13 (0 is an unknown kind, 12 is Lost(c)); b0 >= 240: zero time
 //	b1: time step = int8(b1) × 250ms; 127: +100 years, -128: -100 years
 //	b2: the extension (b2 % 5), ring extensions (bits 0–4; bits 6+7: 70 more),
 //	    transfer target (b2 % 5) and source ((b2>>3) % 5), digits count, recording link
@@ -68,7 +68,7 @@ func decodeUpdate(b [4]byte, cur *time.Time, c *Call) Update {
 				u.Extensions = append(u.Extensions, "9"+strconv.Itoa(i))
 			}
 		}
-	case KindAnswer:
+	case KindAnswer, KindConnect:
 		u.Extension = ext
 	case KindTransfer:
 		u.Transfer = Transfer{
@@ -246,8 +246,13 @@ func checkInvariants(t *testing.T, step string, c *Call) {
 		if !c.Disposition.Valid() {
 			fail("ended with disposition %q", c.Disposition)
 		}
-		if (c.Disposition == DispositionAnswered) != (c.AnsweredAt != nil) {
-			fail("disposition %q, answered_at %v", c.Disposition, c.AnsweredAt)
+		// Answered means the customer was reached; an agent leg that answered alone
+		// (connect) sets answered_at without making the call answered.
+		if (c.Disposition == DispositionAnswered) != c.Acc.Reached {
+			fail("disposition %q, reached %v", c.Disposition, c.Acc.Reached)
+		}
+		if c.Disposition == DispositionAnswered && c.AnsweredAt == nil {
+			fail("answered without answered_at")
 		}
 		if c.Agent != "" || c.Acc.TalkSince != nil || c.Acc.HoldSince != nil {
 			fail("ended with agent %q talk_since %v hold_since %v", c.Agent, c.Acc.TalkSince, c.Acc.HoldSince)

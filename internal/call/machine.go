@@ -14,7 +14,7 @@ func Apply(c *Call, u *Update) ([]Note, error) {
 	if u.Time.IsZero() {
 		return nil, fmt.Errorf("%w: no time", ErrInvalid)
 	}
-	if u.Kind < KindRing || u.Kind > KindFinal {
+	if u.Kind < KindRing || u.Kind > KindConnect {
 		return nil, fmt.Errorf("%w: kind %d", ErrInvalid, u.Kind)
 	}
 	if c.State == "" {
@@ -44,6 +44,19 @@ func Apply(c *Call, u *Update) ([]Note, error) {
 		notes, err = ring(c, u)
 	case KindAnswer:
 		notes, err = answer(c, u.Extension, t)
+	case KindConnect:
+		if u.Extension == "" {
+			return nil, fmt.Errorf("%w: connect without an extension", ErrInvalid)
+		}
+		if c.State != StateRinging {
+			return nil, fmt.Errorf("%w: connect while %s", ErrState, c.State)
+		}
+		if c.AnsweredAt != nil {
+			return nil, ErrDuplicate
+		}
+		c.AnsweredAt = timePtr(t)
+		c.AnsweredBy = u.Extension
+		addRung(c, []string{u.Extension}, maxRung+maxTransfers+1)
 	case KindDetach:
 		if c.Acc.TalkSince == nil && c.Agent == "" {
 			return nil, ErrDuplicate
@@ -196,6 +209,7 @@ func answer(c *Call, ext string, t time.Time) ([]Note, error) {
 		stopHold(c, t)
 	}
 	c.State = StateActive
+	c.Acc.Reached = true
 	c.Agent = ext
 	startTalk(c, t)
 	return notes, nil
@@ -255,6 +269,7 @@ func transfer(c *Call, tr Transfer, t time.Time) ([]Note, error) {
 }
 
 func end(c *Call, u *Update, t time.Time) {
+	wasUp := c.State == StateActive || c.State == StateHeld
 	stopTalk(c, t)
 	stopHold(c, t)
 	c.State = StateEnded
@@ -262,7 +277,7 @@ func end(c *Call, u *Update, t time.Time) {
 	c.Cause = u.Cause
 	c.Agent = ""
 	switch {
-	case c.AnsweredAt != nil:
+	case c.Acc.Reached || wasUp:
 		c.Disposition = DispositionAnswered
 	case u.Disposition.Valid() && u.Disposition != DispositionAnswered:
 		c.Disposition = u.Disposition

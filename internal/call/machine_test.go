@@ -908,7 +908,7 @@ func TestKindString(t *testing.T) {
 	for k, want := range map[Kind]string{
 		0: "unknown", KindRing: "ring", KindAnswer: "answer", KindDetach: "detach", KindHold: "hold",
 		KindResume: "resume", KindTransfer: "transfer", KindDTMF: "dtmf", KindRecording: "recording",
-		KindEnd: "end", KindFinal: "final", KindFinal + 1: "unknown", 255: "unknown",
+		KindEnd: "end", KindFinal: "final", KindConnect: "connect", KindConnect + 1: "unknown", 255: "unknown",
 	} {
 		if got := k.String(); got != want {
 			t.Errorf("Kind(%d).String() = %q, want %q", k, got, want)
@@ -938,4 +938,74 @@ func TestAllowedActions(t *testing.T) {
 			t.Errorf("%s: allowed (-want +got):\n%s", c.State, d)
 		}
 	}
+}
+
+// TestClickToCall: the agent's phone rings first and answers (connect), then the
+// customer is dialled. Connected time runs from the agent's answer; the call is
+// answered only if the customer answers.
+func TestClickToCall(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	ring := func() *Call {
+		c := &Call{}
+		if _, err := Apply(c, &Update{Time: at(0), Kind: KindRing, Direction: DirectionOut, Customer: "0612345678", Extensions: []string{"101"}}); err != nil {
+			t.Fatal(err)
+		}
+		if notes, err := Apply(c, &Update{Time: at(2), Kind: KindConnect, Extension: "101"}); err != nil || len(notes) != 0 {
+			t.Fatalf("connect: %v %v", notes, err)
+		}
+		if c.State != StateRinging || c.AnsweredBy != "101" || c.AnsweredAt == nil {
+			t.Fatalf("after connect: %+v", c)
+		}
+		return c
+	}
+	t.Run("customer answers", func(t *testing.T) {
+		c := ring()
+		if _, err := Apply(c, &Update{Time: at(5), Kind: KindAnswer, Extension: "101"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Apply(c, &Update{Time: at(11.5), Kind: KindEnd}); err != nil {
+			t.Fatal(err)
+		}
+		if c.Disposition != DispositionAnswered || c.TalkS != 6.5 || c.ConnectedS != 9.5 || c.RingS != 2 || c.AnsweredBy != "101" {
+			t.Fatalf("%+v", c)
+		}
+	})
+	t.Run("customer never answers", func(t *testing.T) {
+		c := ring()
+		if _, err := Apply(c, &Update{Time: at(32), Kind: KindEnd, Disposition: DispositionNoAnswer, Cause: "NO ANSWER"}); err != nil {
+			t.Fatal(err)
+		}
+		if c.Disposition != DispositionNoAnswer || c.TalkS != 0 || c.ConnectedS != 30 {
+			t.Fatalf("%+v", c)
+		}
+	})
+	t.Run("customer busy", func(t *testing.T) {
+		c := ring()
+		Apply(c, &Update{Time: at(3), Kind: KindEnd, Disposition: DispositionBusy})
+		if c.Disposition != DispositionBusy {
+			t.Fatalf("%+v", c)
+		}
+	})
+	t.Run("lost before the customer answered", func(t *testing.T) {
+		c := ring()
+		u := Lost(c)
+		Apply(c, &u)
+		if c.Disposition != DispositionNoAnswer || c.Cause != CauseLost {
+			t.Fatalf("%+v", c)
+		}
+	})
+	t.Run("refused", func(t *testing.T) {
+		c := ring()
+		if _, err := Apply(c, &Update{Time: at(3), Kind: KindConnect, Extension: "101"}); !errors.Is(err, ErrDuplicate) {
+			t.Fatalf("second connect: %v", err)
+		}
+		if _, err := Apply(c, &Update{Time: at(3), Kind: KindConnect}); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("connect without extension: %v", err)
+		}
+		Apply(c, &Update{Time: at(4), Kind: KindAnswer, Extension: "101"})
+		if _, err := Apply(c, &Update{Time: at(5), Kind: KindConnect, Extension: "102"}); !errors.Is(err, ErrState) {
+			t.Fatalf("connect on an active call: %v", err)
+		}
+	})
 }

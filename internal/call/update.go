@@ -35,9 +35,13 @@ const (
 	// KindFinal says the PBX's final record of an ended call is complete
 	// (Recording may come with it): it produces call.recorded, once.
 	KindFinal
+	// KindConnect says Extension is up on a call whose customer is not reached yet:
+	// the agent leg of a click-to-call, which rings the agent first. Connected time
+	// starts; the call stays ringing until a KindAnswer says the customer answered.
+	KindConnect
 )
 
-var kindNames = [...]string{"", "ring", "answer", "detach", "hold", "resume", "transfer", "dtmf", "recording", "end", "final"}
+var kindNames = [...]string{"", "ring", "answer", "detach", "hold", "resume", "transfer", "dtmf", "recording", "end", "final", "connect"}
 
 // String names the kind for logs and metrics.
 func (k Kind) String() string {

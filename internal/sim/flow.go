@@ -177,6 +177,9 @@ type simCall struct {
 	transfers uint8
 	out       bool
 	answered  bool
+	// click marks a click-to-call, whose agent answers before the customer is
+	// dialled; connected that the agent has answered.
+	click, connected bool
 }
 
 // spec is a call about to start.
@@ -416,6 +419,7 @@ func (p *PBX) begin(s spec, t time.Time, now time.Duration) *simCall {
 		c.endAs = endCancelled
 		p.schedule(c, stEnd, now, p.dur(2, 8))
 	case FlowClickToCall:
+		c.click = true
 		p.occupy(c, s.ext, lineRinging, t)
 		c.endAs = endCancelled
 		p.schedule(c, stAnswer, now, p.dur(1, 2))
@@ -457,6 +461,14 @@ func (p *PBX) ring(c *simCall, t time.Time) {
 func (p *PBX) advance(c *simCall, t time.Time, now time.Duration) {
 	switch c.next {
 	case stAnswer:
+		if c.click && !c.connected {
+			// The agent picked up; now the customer's phone rings.
+			p.emit(c, t, call.Update{Kind: call.KindConnect, Extension: p.exts[c.agent]})
+			c.connected = true
+			p.setLine(c.agent, lineBusy, t)
+			p.schedule(c, stAnswer, now, p.dur(2, 8))
+			return
+		}
 		p.answer(c, c.agent, t)
 		p.afterTalk(c, now)
 	case stEnd:
