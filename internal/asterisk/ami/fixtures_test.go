@@ -23,7 +23,7 @@ func fixturesDir(tb testing.TB) string {
 		dir = filepath.Join("..", "..", "..", "..", "shared", "fixtures", "asterisk")
 	}
 	if _, err := os.Stat(filepath.Join(dir, "INDEX.md")); err != nil {
-		tb.Skipf("Asterisk fixtures not found (set CALLBRIDGE_FIXTURES): %v", err)
+		tb.Fatalf("Asterisk fixtures not found (set CALLBRIDGE_FIXTURES): %v", err)
 	}
 	return dir
 }
