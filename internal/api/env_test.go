@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -264,8 +265,14 @@ func (e *env) seed() {
 				return errors.New(name + " is " + string(c.State))
 			}
 		}
-		_, err := e.st.Call(context.Background(), "acme", e.calls["a1"])
-		return err
+		if _, err := e.st.Call(context.Background(), "acme", e.calls["a1"]); err != nil {
+			return err
+		}
+		// Committed is not yet published: wait until the hub has published it all.
+		if s, _ := e.st.LastSeq(context.Background()); e.hub.LastSeq() != s {
+			return fmt.Errorf("published %d of %d", e.hub.LastSeq(), s)
+		}
+		return nil
 	})
 }
 

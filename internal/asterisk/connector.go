@@ -205,11 +205,15 @@ func (c *Connector) session(ctx context.Context, sink hub.Sink) (connected bool,
 		if ts, ok := parseStamp(p.GetBytes("Timestamp")); ok {
 			c.clockEvt, c.clockWall = ts, arrival
 		}
-		c.buf = c.corr.Feed(c.buf[:0], p, c.pbxTime(arrival))
+		at := c.pbxTime(arrival)
+		c.buf = c.corr.Feed(c.buf[:0], p, at)
 		ups := c.withIDs(c.buf)
 		c.mu.Unlock()
 		for _, u := range ups {
 			sink.Update(u)
+		}
+		if st, ok := presence(c.cfg.ID, c.corr.r, p, at); ok {
+			sink.Status(st)
 		}
 	}
 	octx, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -283,6 +287,7 @@ func (c *Connector) snapshot(ctx context.Context, s *Session, sink hub.Sink) err
 	for _, u := range ups {
 		sink.Update(u)
 	}
+	sink.Synced(c.cfg.ID, now)
 	return nil
 }
 

@@ -196,12 +196,6 @@ func TestConnectorReconnectMidCall(t *testing.T) {
 		for _, rp := range list {
 			c.send(withID(rp, p.Get("ActionID")))
 		}
-		if name == "BridgeList" {
-			// The lists are out: what happened next on the PBX follows.
-			for _, ev := range rec.post {
-				c.send([]byte(ev.String()))
-			}
-		}
 	}
 	conn := newTestConnector(t, f, nil)
 	e := startHub(t, conn)
@@ -223,6 +217,16 @@ func TestConnectorReconnectMidCall(t *testing.T) {
 	for _, ev := range rec.pre {
 		again.send([]byte(ev.String()))
 	}
+	// Once the reconnect's snapshot is published, what happened next on the PBX follows.
+	testutil.CheckFor(t, 10*time.Second, func() error {
+		if n := len(snapshots(t, e)); n != 2 {
+			return fmt.Errorf("%d calls.snapshot events", n)
+		}
+		return nil
+	})
+	for _, ev := range rec.post {
+		again.send([]byte(ev.String()))
+	}
 
 	testutil.CheckFor(t, 10*time.Second, func() error {
 		cs := e.calls(t)
@@ -239,6 +243,10 @@ func TestConnectorReconnectMidCall(t *testing.T) {
 	// The link's drop and return are events; both snapshots were taken.
 	if n := strings.Count(e.logs.String(), "call lost"); n != 0 {
 		t.Errorf("%d calls ended as lost", n)
+	}
+	// Each (re)connect published calls.snapshot; the reconnect's held the running call.
+	if snaps := snapshots(t, e); len(snaps) != 2 || !strings.Contains(snaps[1], `"total":1`) || !strings.Contains(snaps[1], "0611000012") {
+		t.Errorf("calls.snapshot events: %v", snaps)
 	}
 	actions := map[string]int{}
 	for _, p := range f.received() {
@@ -337,4 +345,23 @@ func TestConnectorTest(t *testing.T) {
 	if err := c.Test(context.Background()); err == nil {
 		t.Fatal("test of a closed port passed")
 	}
+}
+
+// snapshots returns the data of the calls.snapshot events in the log.
+func snapshots(t *testing.T, e *hubEnv) []string {
+	t.Helper()
+	evs, err := e.st.Events(context.Background(), store.EventFilter{Limit: 10000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, ev := range evs {
+		if ev.Type == call.EventSnapshot {
+			if err := ev.Decode(); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, string(ev.Data))
+		}
+	}
+	return out
 }

@@ -112,6 +112,9 @@ func (r *Replay) play(ctx context.Context, f io.Reader, sink hub.Sink, reconnect
 			last = at
 		}
 		r.send(sink, r.corr.Feed(r.buf[:0], p, at))
+		if st, ok := presence(r.id, r.corr.r, p, at); ok {
+			sink.Status(st)
+		}
 		if snapshotOpen && strings.EqualFold(p.Get("EventList"), "Complete") {
 			listsDone++
 		}
@@ -131,6 +134,7 @@ func (r *Replay) endSnapshot(sink hub.Sink, at time.Time) {
 	alive, out := r.corr.EndSnapshot(r.buf[:0], at)
 	sink.Connected(r.id, alive, at)
 	r.send(sink, out)
+	sink.Synced(r.id, at)
 }
 
 func (r *Replay) send(sink hub.Sink, ups []call.Update) {

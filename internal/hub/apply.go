@@ -132,6 +132,8 @@ func (h *Hub) applyItem(b *batch, it item) {
 		h.pbxEvent(b, it.pbx, call.EventDisconnect, it.at, it.reason)
 	case itemLostAll:
 		h.endLost(b, it.pbx, nil)
+	case itemSynced:
+		h.snapshotEvent(b, it.pbx, it.at)
 	}
 	h.m.liveCalls.Set(float64(len(h.live)))
 }
@@ -251,7 +253,11 @@ func (h *Hub) applyStatus(b *batch, s Status) {
 		return
 	}
 	tenant := h.tenantOf(s.PBX)
-	h.dir.setStatus(tenant, s.Extension, s.Type, s.Status)
+	if !h.dir.setStatus(tenant, s.Extension, s.Type, s.Status) {
+		// PBXs repeat states (every device change of every queue a member is in):
+		// only a change is an event.
+		return
+	}
 	data, _ := json.Marshal(struct {
 		Extension string `json:"extension"`
 		Status    string `json:"status"`
@@ -383,4 +389,45 @@ func (h *Hub) isStopping() bool {
 	default:
 		return false
 	}
+}
+
+// maxSnapshotCalls bounds the calls one calls.snapshot event carries; a PBX with more
+// live calls than this is described by the first ones, and the event says how many
+// there are.
+const maxSnapshotCalls = 2000
+
+// snapshotEvent publishes calls.snapshot: the PBX's live calls as they are once its
+// (re)connect snapshot has been applied (Creatio's activeCallSnapshot).
+func (h *Hub) snapshotEvent(b *batch, pbx string, at time.Time) {
+	var calls []json.RawMessage
+	var exts []string
+	total := 0
+	for _, c := range h.live {
+		if c.PBX != pbx {
+			continue
+		}
+		total++
+		if len(calls) >= maxSnapshotCalls {
+			continue
+		}
+		js, err := encodeCall(c)
+		if err != nil {
+			continue
+		}
+		calls = append(calls, js)
+		for _, e := range c.Extensions() {
+			if !contains(exts, e) && len(exts) < 4*maxSnapshotCalls {
+				exts = append(exts, e)
+			}
+		}
+	}
+	data, _ := json.Marshal(struct {
+		Calls []json.RawMessage `json:"calls"`
+		Total int               `json:"total"`
+	}{append([]json.RawMessage{}, calls...), total})
+	tenant := h.tenantOf(pbx)
+	e := &call.Event{ID: newID(), Type: call.EventSnapshot, Time: orNow(at), Tenant: tenant, PBX: pbx,
+		Extensions: exts, Users: h.dir.users(tenant, exts), Data: data}
+	e.Raw = encodeEvent(e, nil)
+	b.events = append(b.events, e)
 }

@@ -32,6 +32,9 @@ type Sink interface {
 	// (by PBX call id): every live call of this PBX not in the list is ended as lost.
 	// The connector sends the updates that create the calls it found after this.
 	Connected(pbx string, alive []string, at time.Time)
+	// Synced says the connector has sent everything its (re)connect snapshot found:
+	// the hub publishes calls.snapshot with the PBX's live calls.
+	Synced(pbx string, at time.Time)
 	// Disconnected says the PBX link went down; calls stay as they are until the
 	// next Connected reconciles them.
 	Disconnected(pbx string, reason error, at time.Time)

@@ -74,18 +74,24 @@ func (d *directory) ext(tenant, number string) (extInfo, bool) {
 	return *e, true
 }
 
-func (d *directory) setStatus(tenant, number string, typ call.EventType, status string) {
+// setStatus records an extension's status and reports whether it changed (a status
+// of an extension the directory does not know counts as a change).
+func (d *directory) setStatus(tenant, number string, typ call.EventType, status string) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	e := d.exts[tenant][number]
 	if e == nil {
-		return
+		return true
 	}
+	field := &e.status
 	if typ == call.EventAgentStatus {
-		e.agent = status
-	} else {
-		e.status = status
+		field = &e.agent
 	}
+	if *field == status {
+		return false
+	}
+	*field = status
+	return true
 }
 
 // users returns the CRM users mapped to any of exts.

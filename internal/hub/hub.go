@@ -61,6 +61,7 @@ const (
 	itemConnected
 	itemDisconnected
 	itemLostAll
+	itemSynced
 )
 
 type item struct {
@@ -252,6 +253,11 @@ func (h *Hub) Status(s Status) { h.enqueue(item{kind: itemStatus, status: s}) }
 // Connected reconciles a PBX's live calls after its link came up (Sink).
 func (h *Hub) Connected(pbx string, alive []string, at time.Time) {
 	h.enqueue(item{kind: itemConnected, pbx: pbx, alive: alive, at: at})
+}
+
+// Synced publishes the PBX's live calls after a (re)connect (Sink).
+func (h *Hub) Synced(pbx string, at time.Time) {
+	h.enqueue(item{kind: itemSynced, pbx: pbx, at: at})
 }
 
 // Disconnected records that a PBX link went down (Sink).

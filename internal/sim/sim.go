@@ -283,6 +283,8 @@ func (p *PBX) Run(ctx context.Context, sink hub.Sink) error {
 	p.log.Info("simulated PBX running", "extensions", len(p.exts), "rate", rate, "speed", p.speed, "alive", len(alive))
 	sink.Extensions(p.id, p.members())
 	sink.Connected(p.id, alive, time.Now().Round(0))
+	// The calls it still has are the hub's already: nothing to re-create.
+	sink.Synced(p.id, time.Now().Round(0))
 
 	var wg sync.WaitGroup
 	wg.Go(func() { p.send(ctx, sink) })

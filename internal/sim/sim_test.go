@@ -65,6 +65,8 @@ func (s *fakeSink) Status(st hub.Status) {
 }
 
 // Connected ends what the PBX no longer has, as the hub does.
+func (s *fakeSink) Synced(pbx string, at time.Time) {}
+
 func (s *fakeSink) Connected(pbx string, alive []string, at time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -833,6 +835,7 @@ type countSink struct{ n atomic.Int64 }
 func (s *countSink) Update(call.Update)                          { s.n.Add(1) }
 func (s *countSink) Status(hub.Status)                           {}
 func (s *countSink) Connected(string, []string, time.Time)       {}
+func (s *countSink) Synced(string, time.Time)                    {}
 func (s *countSink) Disconnected(string, error, time.Time)       {}
 func (s *countSink) Extensions(pbx string, exts []hub.Extension) {}
 
