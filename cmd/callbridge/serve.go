@@ -180,7 +180,7 @@ func asteriskConfig(p config.PBX) asterisk.Config {
 	c := asterisk.Config{
 		ID:      p.ID,
 		Address: p.Address,
-		Login:   asterisk.Login{Username: p.Username, Secret: string(p.Secret), MD5: p.MD5},
+		Login:   asterisk.Login{Username: p.Username, Secret: string(p.Secret), MD5: p.MD5, Events: p.Events},
 		Correlator: asterisk.Options{
 			InternalContexts: p.Dialplan.InternalContexts,
 			ExternalContexts: p.Dialplan.ExternalContexts,

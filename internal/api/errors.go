@@ -21,6 +21,8 @@ func (s *server) problem(ctx context.Context, what string, err error) error {
 		return huma.Error404NotFound(what + ": not found")
 	case errors.Is(err, hub.ErrEnded):
 		return huma.Error409Conflict(what + ": the call has ended")
+	case errors.Is(err, hub.ErrNotAllowed):
+		return huma.Error409Conflict(what + ": " + err.Error())
 	case errors.Is(err, hub.ErrNotEnabled):
 		return huma.Error403Forbidden(what + ": the extension is not enabled for API control")
 	case errors.Is(err, hub.ErrNoConnector):
@@ -46,7 +48,7 @@ func (s *server) problem(ctx context.Context, what string, err error) error {
 // does not know is the PBX's (or its connector's) refusal, passed on as 502 with
 // its message so the caller can see what the PBX said.
 func (s *server) controlProblem(ctx context.Context, what string, err error) error {
-	if isKnown(err, hub.ErrNotFound, hub.ErrEnded, hub.ErrNotEnabled, hub.ErrNoConnector,
+	if isKnown(err, hub.ErrNotFound, hub.ErrEnded, hub.ErrNotAllowed, hub.ErrNotEnabled, hub.ErrNoConnector,
 		hub.ErrStopped, hub.ErrUnsupported, call.ErrInvalid, context.Canceled, context.DeadlineExceeded) {
 		return s.problem(ctx, what, err)
 	}

@@ -27,7 +27,7 @@ func (c *Connector) Control(ctx context.Context, cmd hub.Command) error {
 	case hub.ActionAgent:
 		return c.agentStatus(ctx, s, cmd)
 	case hub.ActionAnswer:
-		return fmt.Errorf("asterisk: answer: %w: Asterisk cannot make a SIP phone go off-hook; answer on the phone, or use click-to-call, which rings the phone first", hub.ErrUnsupported)
+		return c.answer(ctx, s, cmd)
 	case hub.ActionHold, hub.ActionResume:
 		return fmt.Errorf("asterisk: %s: %w: AMI has no hold action; hold from the phone (Asterisk reports it)", cmd.Action, hub.ErrUnsupported)
 	}
@@ -180,4 +180,35 @@ func (c *Connector) conference(ctx context.Context, s *Session, cmd hub.Command,
 	}
 	return c.action(ctx, s, "Originate", "Channel", party, "Context", c.cfg.ConferenceContext, "Exten", room,
 		"Priority", "1", "Timeout", "30000", "Async", "true")
+}
+
+// answer asks a ringing phone to go off-hook. Asterisk cannot answer for a SIP phone;
+// the phone can, when it honours a NOTIFY with "Event: talk" (Yealink, Polycom, Snom
+// and others do, when the administrator allows it), which PJSIPNotify sends.
+func (c *Connector) answer(ctx context.Context, s *Session, cmd hub.Command) error {
+	if !strings.HasPrefix(c.cfg.ExtensionChannel, "PJSIP/") {
+		return fmt.Errorf("asterisk: answer: %w: only PJSIP phones can be asked to answer (extension channel %s); answer on the phone", hub.ErrUnsupported, c.cfg.ExtensionChannel)
+	}
+	c.mu.Lock()
+	legs, ok := c.corr.Legs(cmd.PBXCallID)
+	c.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("asterisk: answer: call %s: %w", cmd.PBXCallID, ErrNoCall)
+	}
+	ext := cmd.Extension
+	if ext == "" || legs.ByExt[ext] == "" {
+		// The extension that rings: the only one, or the one the command names.
+		ext = ""
+		for e := range legs.ByExt {
+			if ext != "" {
+				return fmt.Errorf("asterisk: answer: call %s rings several extensions; say which one answers", cmd.PBXCallID)
+			}
+			ext = e
+		}
+	}
+	if ext == "" {
+		return fmt.Errorf("asterisk: answer: call %s: %w: no extension is ringing", cmd.PBXCallID, ErrNoCall)
+	}
+	endpoint := strings.TrimPrefix(strings.ReplaceAll(c.cfg.ExtensionChannel, "{ext}", ext), "PJSIP/")
+	return c.action(ctx, s, "PJSIPNotify", "Endpoint", endpoint, "Variable", "Event=talk")
 }

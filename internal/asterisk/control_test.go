@@ -143,7 +143,7 @@ func TestControlActions(t *testing.T) {
 		{"dtmf", hub.Command{Action: hub.ActionDTMF, Digits: "5"}, "PlayDTMF", map[string]string{"Channel": customer, "Digit": "5"}, nil},
 		{"hangup", hub.Command{Action: hub.ActionHangup}, "Hangup", map[string]string{"Channel": customer, "Cause": "16"}, nil},
 		{"hold", hub.Command{Action: hub.ActionHold}, "", nil, hub.ErrUnsupported},
-		{"answer", hub.Command{Action: hub.ActionAnswer}, "", nil, hub.ErrUnsupported},
+		{"answer an answered call", hub.Command{Action: hub.ActionAnswer}, "", nil, hub.ErrNotAllowed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -167,6 +167,18 @@ func TestControlActions(t *testing.T) {
 			}
 		})
 	}
+	t.Run("answer asks the phone", func(t *testing.T) {
+		// Straight to the connector: the hub lets only a ringing call be answered.
+		n := len(f.received())
+		c, _ := e.st.Call(ctx, store.DefaultTenant, id)
+		if err := conn.Control(ctx, hub.Command{Action: hub.ActionAnswer, PBXCallID: c.PBXCallID, Extension: "101"}); err != nil {
+			t.Fatal(err)
+		}
+		a := lastAction(t, f, "PJSIPNotify", n)
+		if a.Get("Endpoint") != "101" || a.Get("Variable") != "Event=talk" {
+			t.Fatalf("answer: %s", a)
+		}
+	})
 	t.Run("asterisk refuses", func(t *testing.T) {
 		f.mu.Lock()
 		f.answer = func(c *fakeConn, p *ami.Packet) { c.reply(p, "Response", "Error", "Message", "No such channel") }

@@ -54,6 +54,9 @@ type PBX struct {
 	Secret   Secret `yaml:"secret"`
 	// MD5 logs in with a challenge, so the secret never crosses the wire.
 	MD5 bool `yaml:"md5"`
+	// Events is the event classes to receive (AMI Login's Events: "on", or a list
+	// such as "call,agent,cdr,dialplan"): a filter on a busy PBX.
+	Events string `yaml:"events"`
 	// TLS connects with TLS; TLSInsecure skips certificate verification (a lab PBX
 	// with a self-signed certificate).
 	TLS         bool `yaml:"tls"`

@@ -47,6 +47,9 @@ func (h *Hub) Control(ctx context.Context, tenant string, cmd Command) error {
 	if !c.State.Live() {
 		return fmt.Errorf("hub: %s: call %q: %w", cmd.Action, cmd.CallID, ErrEnded)
 	}
+	if a := string(cmd.Action); a != string(ActionAgent) && !contains(c.AllowedActions(), a) {
+		return fmt.Errorf("hub: %s: call %q is %s: %w", cmd.Action, cmd.CallID, c.State, ErrNotAllowed)
+	}
 	ext := actingExtension(c, cmd)
 	info, ok := h.dir.ext(tenant, ext)
 	if ext == "" || !ok || !info.apiEnabled {

@@ -45,6 +45,9 @@ var (
 	ErrNotFound = errors.New("hub: not found")
 	// ErrEnded: the call has ended; it cannot be controlled.
 	ErrEnded = errors.New("hub: call has ended")
+	// ErrNotAllowed: the call's state does not allow the command now (answer an
+	// active call, resume one that is not held).
+	ErrNotAllowed = errors.New("hub: not allowed in the call's state")
 	// ErrNotEnabled: the extension is not enabled for API control.
 	ErrNotEnabled = errors.New("hub: extension not enabled for API control")
 	// ErrNoConnector: the PBX that owns the call is not connected to this node.
