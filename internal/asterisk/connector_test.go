@@ -3,6 +3,7 @@ package asterisk
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -364,4 +365,32 @@ func snapshots(t *testing.T, e *hubEnv) []string {
 		}
 	}
 	return out
+}
+
+func TestConnectorTLS(t *testing.T) {
+	f, pool := newFakeAMITLS(t)
+	f.answer = emptyLists
+	c := newTestConnector(t, f, func(c *Config) { c.TLS = &tls.Config{RootCAs: pool} })
+	if err := c.Test(context.Background()); err != nil {
+		t.Fatalf("test over TLS: %v", err)
+	}
+	e := startHub(t, c)
+	select {
+	case <-f.accepted:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no session over TLS")
+	}
+	testutil.CheckFor(t, 5*time.Second, func() error {
+		for _, p := range e.h.PBXs(store.DefaultTenant) {
+			if p.Connected {
+				return nil
+			}
+		}
+		return errors.New("not connected")
+	})
+	// A certificate nobody vouches for is refused, and the reason says so.
+	untrusting := newTestConnector(t, f, func(c *Config) { c.TLS = &tls.Config{} })
+	if err := untrusting.Test(context.Background()); err == nil || !strings.Contains(err.Error(), "tls") {
+		t.Fatalf("untrusted certificate: %v", err)
+	}
 }

@@ -1,12 +1,20 @@
 package asterisk
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/md5"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
+	"math/big"
 	"net"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"callbridge/internal/asterisk/ami"
 )
@@ -60,6 +68,42 @@ func newFakeAMI(t *testing.T) *fakeAMI {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return serveFakeAMI(t, ln)
+}
+
+// newFakeAMITLS is the fake behind TLS, with a certificate for 127.0.0.1 signed by
+// itself; the returned pool trusts it.
+func newFakeAMITLS(t *testing.T) (*fakeAMI, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "fake asterisk"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IsCA: true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return serveFakeAMI(t, ln), pool
+}
+
+func serveFakeAMI(t *testing.T, ln net.Listener) *fakeAMI {
+	t.Helper()
 	f := &fakeAMI{t: t, ln: ln, user: "cti", secret: "s3cret", banner: "Asterisk Call Manager/11.0.0", accepted: make(chan *fakeConn, 16)}
 	f.wg.Add(1)
 	go f.serve()
