@@ -202,11 +202,8 @@ func (s *Session) actionID(ctx context.Context, id, name string, kv ...string) (
 		delete(s.pending, id)
 		s.mu.Unlock()
 	}()
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.opt.ActionTimeout)
-		defer cancel()
-	}
+	ctx, cancel := s.bounded(ctx)
+	defer cancel()
 	w := write{name: name, id: id, kv: kv, res: make(chan error, 1)}
 	select {
 	case s.writes <- w:
@@ -314,11 +311,8 @@ func (s *Session) ActionList(ctx context.Context, name string, kv ...string) ([]
 		delete(s.lists, id)
 		s.mu.Unlock()
 	}()
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.opt.ActionTimeout)
-		defer cancel()
-	}
+	ctx, cancel := s.bounded(ctx)
+	defer cancel()
 	res, err := s.actionID(ctx, id, name, kv...)
 	if err != nil {
 		return nil, err
@@ -393,4 +387,12 @@ func (s *Session) Close() error {
 	s.fail(ErrClosed)
 	s.wg.Wait()
 	return nil
+}
+
+// bounded gives ctx the session's action timeout unless it has a deadline already.
+func (s *Session) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, s.opt.ActionTimeout)
 }

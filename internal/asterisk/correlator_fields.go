@@ -295,40 +295,17 @@ func lower(dst, s []byte) []byte {
 // is not an event (a response, an action).
 func eventName(p *ami.Packet) []byte {
 	fs := p.Fields()
-	if len(fs) > 0 && foldEq(fs[0].Key, "Event") {
+	if len(fs) > 0 && ami.EqualFold(fs[0].Key, "Event") {
 		return fs[0].Value
 	}
 	return p.GetBytes("Event")
-}
-
-// foldEq compares b with an ASCII name, ignoring case.
-func foldEq(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := 0; i < len(b); i++ {
-		x, y := b[i], s[i]
-		if x == y {
-			continue
-		}
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
 
 // varSetVariable finds a VarSet's variable name and value. Asterisk writes them as the
 // last two fields, which are tried first: VarSet is a third of all traffic.
 func varSetVariable(p *ami.Packet) (name, value []byte) {
 	fs := p.Fields()
-	if n := len(fs); n >= 2 && foldEq(fs[n-2].Key, "Variable") && foldEq(fs[n-1].Key, "Value") {
+	if n := len(fs); n >= 2 && ami.EqualFold(fs[n-2].Key, "Variable") && ami.EqualFold(fs[n-1].Key, "Value") {
 		return fs[n-2].Value, fs[n-1].Value
 	}
 	return p.GetBytes("Variable"), p.GetBytes("Value")

@@ -32,7 +32,7 @@ func (p *Packet) Len() int { return len(p.fields) }
 // as AMI keys are), or nil. The bytes alias the packet.
 func (p *Packet) GetBytes(key string) []byte {
 	for i := range p.fields {
-		if equalFold(p.fields[i].Key, key) {
+		if EqualFold(p.fields[i].Key, key) {
 			return p.fields[i].Value
 		}
 	}
@@ -45,7 +45,7 @@ func (p *Packet) Get(key string) string { return string(p.GetBytes(key)) }
 // Has reports whether the packet has a field named key.
 func (p *Packet) Has(key string) bool {
 	for i := range p.fields {
-		if equalFold(p.fields[i].Key, key) {
+		if EqualFold(p.fields[i].Key, key) {
 			return true
 		}
 	}
@@ -59,7 +59,7 @@ func (p *Packet) Is(key, val string) bool { return string(p.GetBytes(key)) == va
 func (p *Packet) Values(key string) []string {
 	var out []string
 	for i := range p.fields {
-		if equalFold(p.fields[i].Key, key) {
+		if EqualFold(p.fields[i].Key, key) {
 			out = append(out, string(p.fields[i].Value))
 		}
 	}
@@ -119,9 +119,9 @@ func NewPacket(kv ...string) *Packet {
 	return p
 }
 
-// equalFold compares an ASCII key with a name, ignoring ASCII case, without
-// allocating.
-func equalFold(b []byte, s string) bool {
+// EqualFold compares an ASCII key or value with a name, ignoring ASCII case, without
+// allocating: AMI keys are case-insensitive.
+func EqualFold(b []byte, s string) bool {
 	if len(b) != len(s) {
 		return false
 	}

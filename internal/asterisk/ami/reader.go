@@ -433,7 +433,7 @@ func (r *Reader) followsHeader(buf []byte, i, ce int) bool {
 		return false
 	}
 	k := buf[i : i+c]
-	if !equalFold(k, "Privilege") && !equalFold(k, "ActionID") {
+	if !EqualFold(k, "Privilege") && !EqualFold(k, "ActionID") {
 		return false
 	}
 	r.addField(buf, i, ce)
@@ -442,7 +442,7 @@ func (r *Reader) followsHeader(buf []byte, i, ce int) bool {
 
 // isFollows reports whether f is "Response: Follows", which announces raw output.
 func isFollows(f Field) bool {
-	return equalFold(f.Key, "Response") && equalFold(f.Value, "Follows")
+	return EqualFold(f.Key, "Response") && EqualFold(f.Value, "Follows")
 }
 
 // endCommandAt returns where "--END COMMAND--" starts when line ends with it (trailing

@@ -665,10 +665,10 @@ func countEvents(t *testing.T, rd io.Reader, types map[string]int) (events int) 
 		}
 		first := p.Fields()[0]
 		switch {
-		case equalFold(first.Key, "Event"):
+		case EqualFold(first.Key, "Event"):
 			events++
 			types[string(first.Value)]++
-		case equalFold(first.Key, "Response"):
+		case EqualFold(first.Key, "Response"):
 		default:
 			t.Fatalf("packet starts with %q: %q", first.Key, p.String())
 		}
