@@ -73,6 +73,8 @@ func (h *Hub) applier(drain <-chan struct{}, ready <-chan struct{}, out chan<- *
 	defer close(out)
 	cur := newBatch()
 	draining := false
+	tick := time.NewTicker(min(max(h.lostAfter/4, 10*time.Millisecond), 10*time.Second))
+	defer tick.Stop()
 	flush := func() {
 		if err := cur.seal(); err != nil {
 			h.log.Error("seal batch", "err", err)
@@ -109,6 +111,8 @@ func (h *Hub) applier(drain <-chan struct{}, ready <-chan struct{}, out chan<- *
 			flush()
 		case <-drainC:
 			draining = true
+		case now := <-tick.C:
+			h.expireDown(cur, now)
 		}
 	}
 }
@@ -125,9 +129,11 @@ func (h *Hub) applyItem(b *batch, it item) {
 			alive[id] = true
 		}
 		h.endLost(b, it.pbx, alive)
+		delete(h.down, it.pbx)
 		h.pbx.set(it.pbx, func(s *PBXStatus) { s.Connected, s.Since = true, orNow(it.at) })
 		h.pbxEvent(b, it.pbx, call.EventConnected, it.at, "")
 	case itemDisconnected:
+		h.down[it.pbx] = time.Now()
 		h.pbx.set(it.pbx, func(s *PBXStatus) { s.Connected, s.Since, s.LastError = false, orNow(it.at), it.reason })
 		h.pbxEvent(b, it.pbx, call.EventDisconnect, it.at, it.reason)
 	case itemLostAll:
@@ -430,4 +436,18 @@ func (h *Hub) snapshotEvent(b *batch, pbx string, at time.Time) {
 		Extensions: exts, Users: h.dir.users(tenant, exts), Data: data}
 	e.Raw = encodeEvent(e, nil)
 	b.events = append(b.events, e)
+}
+
+// expireDown ends the live calls of every PBX that has been unreachable for longer
+// than LostAfter, as lost at the last time each was known alive.
+func (h *Hub) expireDown(b *batch, now time.Time) {
+	for pbx, since := range h.down {
+		if now.Sub(since) < h.lostAfter {
+			continue
+		}
+		h.log.Warn("pbx unreachable; its live calls are ended as lost", "pbx", pbx, "since", since)
+		h.endLost(b, pbx, nil)
+		delete(h.down, pbx)
+	}
+	h.m.liveCalls.Set(float64(len(h.live)))
 }

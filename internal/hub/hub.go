@@ -37,6 +37,10 @@ type Config struct {
 	MaxBatch int
 	// InboxSize bounds the updates waiting to be applied. Default 65536.
 	InboxSize int
+	// LostAfter is how long a PBX may stay unreachable (or not come up after a
+	// restart) before its live calls are ended as lost: nobody can know what became
+	// of them, and a CRM must not show them ringing for ever. Default 2 minutes.
+	LostAfter time.Duration
 }
 
 // Errors of control and queries; the API maps them to HTTP statuses.
@@ -88,8 +92,11 @@ type Hub struct {
 	tenants map[string]string
 	maxB    int
 
-	in      chan item
-	stopped chan struct{}
+	in        chan item
+	stopped   chan struct{}
+	lostAfter time.Duration
+	// down holds, per PBX, since when it has been unreachable (applier-owned).
+	down map[string]time.Time
 
 	// Owned by the applier goroutine.
 	live  map[string]*call.Call // pbx + "\x00" + pbx call id
@@ -128,6 +135,9 @@ func New(cfg Config) (*Hub, error) {
 	if cfg.InboxSize <= 0 {
 		cfg.InboxSize = 65536
 	}
+	if cfg.LostAfter <= 0 {
+		cfg.LostAfter = 2 * time.Minute
+	}
 	h := &Hub{
 		st:      cfg.Store,
 		log:     cfg.Logger,
@@ -139,6 +149,9 @@ func New(cfg Config) (*Hub, error) {
 		in:      make(chan item, cfg.InboxSize),
 		stopped: make(chan struct{}),
 		live:    map[string]*call.Call{},
+		down:    map[string]time.Time{},
+
+		lostAfter: cfg.LostAfter,
 		ended:   newEndedCache(20000),
 		dir:     newDirectory(),
 	}
@@ -153,6 +166,7 @@ func New(cfg Config) (*Hub, error) {
 		}
 		h.conns[c.ID()] = c
 		h.order = append(h.order, c)
+		h.down[c.ID()] = time.Now()
 		st := &PBXStatus{ID: c.ID(), Tenant: h.tenantOf(c.ID())}
 		if k, ok := c.(Kinded); ok {
 			st.Kind = k.Kind()

@@ -395,3 +395,49 @@ func TestStoppedHubRefusesUpdates(t *testing.T) {
 		t.Fatal("update to a stopped hub blocked")
 	}
 }
+
+// silentPBX never comes up: a PBX that is down when callbridge restarts.
+type silentPBX struct{ id string }
+
+func (s silentPBX) ID() string                                 { return s.id }
+func (s silentPBX) Run(ctx context.Context, _ hub.Sink) error  { <-ctx.Done(); return nil }
+func (s silentPBX) Control(context.Context, hub.Command) error { return hub.ErrUnsupported }
+
+// TestUnreachablePBXCallsEndLost: calls of a PBX that does not come back within
+// LostAfter are ended as lost, not left ringing or active for ever.
+func TestUnreachablePBXCallsEndLost(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cb.db")
+	st := openStore(t, path)
+	pbx := newFake("pbx", "101")
+	e := start(t, st, hub.Config{Connectors: []hub.Connector{pbx}})
+	pbx.send(call.Update{PBXCallID: "c1", Time: at(0), Kind: call.KindRing, Direction: call.DirectionIn, Customer: "+74951343060", Extensions: []string{"101"}})
+	pbx.send(call.Update{PBXCallID: "c1", Time: at(1), Kind: call.KindAnswer, Extension: "101"})
+	checkFor(t, 5*time.Second, func() error {
+		live, err := st.LiveCalls(context.Background())
+		if err != nil || len(live) != 1 {
+			return fmt.Errorf("%d live calls, %v", len(live), err)
+		}
+		return nil
+	})
+	e.stop()
+	st.Close()
+
+	st = openStore(t, path)
+	defer st.Close()
+	e = start(t, st, hub.Config{Connectors: []hub.Connector{silentPBX{"pbx"}}, LostAfter: 50 * time.Millisecond})
+	defer e.stop()
+	checkFor(t, 5*time.Second, func() error {
+		live, err := st.LiveCalls(context.Background())
+		if err != nil || len(live) != 0 {
+			return fmt.Errorf("%d live calls, %v", len(live), err)
+		}
+		return nil
+	})
+	page, err := st.Calls(context.Background(), store.CallFilter{Tenant: store.DefaultTenant})
+	if err != nil || len(page.Calls) != 1 {
+		t.Fatalf("%v %v", page, err)
+	}
+	if c := page.Calls[0]; c.Cause != call.CauseLost || c.Disposition != call.DispositionAnswered || !c.EndedAt.Equal(at(1)) {
+		t.Fatalf("%+v", c)
+	}
+}
