@@ -152,8 +152,8 @@ func New(cfg Config) (*Hub, error) {
 		down:    map[string]time.Time{},
 
 		lostAfter: cfg.LostAfter,
-		ended:   newEndedCache(20000),
-		dir:     newDirectory(),
+		ended:     newEndedCache(20000),
+		dir:       newDirectory(),
 	}
 	h.pub.init(cfg.RingSize, cfg.Store)
 	for pbx, t := range cfg.Tenants {
