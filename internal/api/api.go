@@ -125,6 +125,9 @@ func New(cfg Config) (http.Handler, error) {
 	s.registerCalls()
 	s.registerEvents()
 	s.registerPBX()
+	s.registerWS(mux)
+	s.registerControl()
+	s.registerAdmin()
 	s.registerHealth(mux, cfg.Gatherer)
 	mux.HandleFunc(prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusNotFound, "no such resource")

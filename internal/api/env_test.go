@@ -346,3 +346,38 @@ func problem(t *testing.T, r response, status int) map[string]any {
 }
 
 func timeMin(n int) time.Duration { return time.Duration(n) * time.Minute }
+
+// post sends a POST (with a JSON body unless body is empty) with key.
+func (e *env) post(path, key, body string) response {
+	e.t.Helper()
+	if body == "" {
+		return e.do(http.MethodPost, path, key, nil)
+	}
+	return e.do(http.MethodPost, path, key, strings.NewReader(body))
+}
+
+// waitCall waits until the call seeded as name is committed and published in state.
+func (e *env) waitCall(tenant, name string, state call.State) {
+	e.t.Helper()
+	checkFor(e.t, func() error {
+		c, err := e.st.Call(context.Background(), tenant, e.calls[name])
+		if err != nil {
+			return err
+		}
+		if c.State != state {
+			return errors.New(name + " is " + string(c.State))
+		}
+		if s, _ := e.st.LastSeq(context.Background()); e.hub.LastSeq() != s {
+			return fmt.Errorf("published %d of %d", e.hub.LastSeq(), s)
+		}
+		return nil
+	})
+}
+
+// status reports a non-call event (extension or agent status) as the PBX would.
+func (f *fakePBX) status(s hub.Status) {
+	f.mu.Lock()
+	sink := f.sink
+	f.mu.Unlock()
+	sink.Status(s)
+}
