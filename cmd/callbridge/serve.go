@@ -24,6 +24,7 @@ import (
 	"callbridge/internal/sim"
 	"callbridge/internal/store"
 	"callbridge/internal/store/sqlite"
+	"callbridge/internal/tlsutil"
 )
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -48,8 +49,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if key, created, err := keys.EnsureAdmin(ctx); err != nil {
 		return err
 	} else if created {
+		scheme := "http"
+		if cfg.TLS.Enabled() {
+			scheme = "https"
+		}
 		fmt.Fprintf(stdout, "callbridge: created admin key (shown once, keep it): %s\n", key)
-		fmt.Fprintf(stdout, "  try: curl -H \"Authorization: Bearer %s\" http://%s/api/v1/calls\n", key, cfg.Listen)
+		fmt.Fprintf(stdout, "  try: curl -H \"Authorization: Bearer %s\" %s://%s/api/v1/calls\n", key, scheme, cfg.Listen)
 	}
 	for _, p := range cfg.PBX {
 		if p.Tenant != "" && p.Tenant != store.DefaultTenant {
@@ -74,14 +79,40 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// HTTPS: a configured certificate, or a self-signed one generated at first start
+	// next to the database and kept; "/" then tells the user who opened it to accept
+	// the certificate that they can return to their CRM.
+	var tlsConfig *tls.Config
+	certPath, keyPath := cfg.TLS.Paths(cfg.DB)
+	switch cfg.TLS.Mode {
+	case config.TLSFile:
+		cert, err := tls.LoadX509KeyPair(certPath, keyPath)
+		if err != nil {
+			return fmt.Errorf("tls: %w", err)
+		}
+		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	case config.TLSSelfSigned:
+		cert, err := tlsutil.EnsureSelfSigned(certPath, keyPath, tlsutil.Hosts(cfg.Listen))
+		if err != nil {
+			return err
+		}
+		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	var plainLn net.Listener
+	if cfg.TLS.HTTPListen != "" {
+		if plainLn, err = net.Listen("tcp", cfg.TLS.HTTPListen); err != nil {
+			ln.Close()
+			return fmt.Errorf("listen (plain HTTP): %w", err)
+		}
+	}
 	running := make(chan struct{})
 	handler, err := api.New(api.Config{
 		Hub: h, Auth: auth.NewAuthenticator(st, 5*time.Second), Logger: log, Gatherer: reg, Registerer: reg,
-		Phone: norm, Version: version,
+		Phone: norm, Version: version, CORS: api.CORS{Origins: cfg.CORS.Origins, MaxAge: cfg.CORS.MaxAge},
 		Ready: func(ctx context.Context) error {
 			select {
 			case <-running:
@@ -93,9 +124,28 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	})
 	if err != nil {
 		ln.Close()
+		if plainLn != nil {
+			plainLn.Close()
+		}
 		return err
 	}
+	if cfg.TLS.Mode == config.TLSSelfSigned {
+		handler = tlsutil.AcceptedPage(handler)
+	}
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
+	}
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	// Plain HTTP beside HTTPS: a redirect to the TLS port, or a refusal.
+	var plainSrv *http.Server
+	if plainLn != nil {
+		_, tlsPort, _ := net.SplitHostPort(ln.Addr().String())
+		plain := tlsutil.Refuse()
+		if cfg.TLS.HTTP == config.HTTPRedirect {
+			plain = tlsutil.Redirect(tlsPort)
+		}
+		plainSrv = &http.Server{Handler: plain, ReadHeaderTimeout: 10 * time.Second, ErrorLog: srv.ErrorLog}
+	}
 
 	hubCtx, stopHub := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
@@ -113,13 +163,26 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			log.Error("http server", "err", err)
 		}
 	}()
-	log.Info("callbridge serving", "listen", ln.Addr().String(), "db", cfg.DB, "pbx", len(cfg.PBX), "version", version)
+	if plainSrv != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := plainSrv.Serve(plainLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("plain http server", "err", err)
+			}
+		}()
+		log.Info("plain HTTP", "listen", plainLn.Addr().String(), "http", cfg.TLS.HTTP)
+	}
+	log.Info("callbridge serving", "listen", ln.Addr().String(), "tls", cfg.TLS.Mode, "db", cfg.DB, "pbx", len(cfg.PBX), "version", version)
 
 	<-ctx.Done()
 	log.Info("stopping")
 	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutCtx)
+	if plainSrv != nil {
+		_ = plainSrv.Shutdown(shutCtx)
+	}
 	stopHub()
 	wg.Wait()
 	return <-hubErr

@@ -39,6 +39,8 @@ type Config struct {
 	Ready func(context.Context) error
 	// MaxScan bounds the events one long-poll request looks at (default 4096).
 	MaxScan int
+	// CORS lets pages of other origins call the API (zero: none may).
+	CORS CORS
 }
 
 // Paths of the API's description and documentation, served without a key so a
@@ -120,9 +122,11 @@ func New(cfg Config) (http.Handler, error) {
 		securityScheme: {Type: "http", Scheme: "bearer", Description: "An integration key (cb_…), issued with `callbridge keys add`."},
 	}
 	s.api = humago.New(mux, hc)
+	s.api = recordRoutes(s.api)
 	s.api.UseMiddleware(s.authMiddleware)
 
 	s.registerCalls()
+	s.registerHistory()
 	s.registerEvents()
 	s.registerPBX()
 	s.registerWS(mux)
@@ -132,7 +136,7 @@ func New(cfg Config) (http.Handler, error) {
 	mux.HandleFunc(prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusNotFound, "no such resource")
 	})
-	return countRequests(requests, mux), nil
+	return withCORS(cfg.CORS, countRequests(requests, mux)), nil
 }
 
 // op fills what every authenticated operation shares.

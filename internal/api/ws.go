@@ -106,7 +106,7 @@ type wsServer struct {
 func (s *server) registerWS(mux *http.ServeMux) {
 	w := &wsServer{s: s, tokens: newWSTokens(), shutdown: map[*http.Server]context.Context{}}
 	w.registerToken()
-	mux.HandleFunc(http.MethodGet+" "+wsPath, w.serve)
+	s.muxRoute(mux, http.MethodGet, wsPath, w.serve)
 	s.api.OpenAPI().AddOperation(&huma.Operation{
 		OperationID: "streamEvents",
 		Method:      http.MethodGet,

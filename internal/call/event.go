@@ -17,6 +17,9 @@ type Event struct {
 	Tenant string    `json:"-"`
 	PBX    string    `json:"pbx,omitempty"`
 	Call   *Call     `json:"call,omitempty"`
+	// CallID is the id of the call the event is about, for the log's index; the hub
+	// sets it and leaves Call nil (the call is already encoded in Raw).
+	CallID string `json:"-"`
 	// Extensions and Users are who the event concerns; they scope what each key sees.
 	Extensions []string `json:"extensions,omitempty"`
 	Users      []string `json:"users,omitempty"`

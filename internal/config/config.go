@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"regexp"
 	"strconv"
@@ -32,6 +33,65 @@ type Config struct {
 	LogLevel string `yaml:"log_level"`
 	// PBX lists the PBX connections.
 	PBX []PBX `yaml:"pbx"`
+	// CORS lets pages of other origins (CRM widgets, the panel) call the API.
+	CORS CORS `yaml:"cors"`
+	// TLS serves the API over HTTPS.
+	TLS TLS `yaml:"tls"`
+}
+
+// CORS is the cross-origin policy of the API.
+type CORS struct {
+	// Origins are the allowed origins ("https://crm.example.com"); "*" allows any
+	// (CALLBRIDGE_CORS_ORIGINS, comma-separated). Empty: no cross-origin access.
+	Origins []string `yaml:"origins"`
+	// MaxAge is how long, in seconds, a browser may cache a preflight answer.
+	MaxAge int `yaml:"max_age"`
+}
+
+// TLS modes.
+const (
+	TLSOff        = "off"
+	TLSFile       = "file"
+	TLSSelfSigned = "self-signed"
+)
+
+// What the plain-HTTP listener does when TLS is on.
+const (
+	HTTPRedirect = "redirect"
+	HTTPRefuse   = "refuse"
+)
+
+// TLS is how callbridge serves HTTPS.
+type TLS struct {
+	// Mode is off (plain HTTP), file (Cert and Key) or self-signed (generated at
+	// first start next to the database, then reused).
+	Mode string `yaml:"mode"`
+	// Cert and Key are PEM files; with self-signed they override where the generated
+	// pair is kept (default: <db>.tls.crt and <db>.tls.key).
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+	// HTTP is what plain HTTP on HTTPListen does: redirect (308 to https) or refuse (403).
+	HTTP string `yaml:"http"`
+	// HTTPListen is the plain-HTTP address (empty: none).
+	HTTPListen string `yaml:"http_listen"`
+}
+
+// Enabled reports whether callbridge serves HTTPS.
+func (t TLS) Enabled() bool { return t.Mode == TLSFile || t.Mode == TLSSelfSigned }
+
+// Paths returns the certificate and key files: the configured ones, or for a
+// self-signed pair without them, files next to the database db.
+func (t TLS) Paths(db string) (cert, key string) {
+	cert, key = t.Cert, t.Key
+	if t.Mode == TLSSelfSigned {
+		if cert == "" {
+			cert = db + ".tls.crt"
+		}
+		if key == "" {
+			key = db + ".tls.key"
+		}
+	}
+	return cert, key
 }
 
 // PBX is one PBX connection.
@@ -121,6 +181,8 @@ func Default() Config {
 		Sync:     "normal",
 		Region:   "RU",
 		LogLevel: "info",
+		CORS:     CORS{MaxAge: 600},
+		TLS:      TLS{Mode: TLSOff, HTTP: HTTPRedirect},
 	}
 }
 
@@ -161,6 +223,14 @@ func Load(path string, getenv func(string) string, o Overrides) (Config, error) 
 	} {
 		if v := getenv(e.name); v != "" {
 			*e.dst = v
+		}
+	}
+	if v := getenv("CALLBRIDGE_CORS_ORIGINS"); v != "" {
+		cfg.CORS.Origins = nil
+		for _, o := range strings.Split(v, ",") {
+			if o = strings.TrimSpace(o); o != "" {
+				cfg.CORS.Origins = append(cfg.CORS.Origins, o)
+			}
 		}
 	}
 	if v := getenv("CALLBRIDGE_SIM_RATE"); v != "" && simRate == nil {
@@ -240,6 +310,8 @@ func (c *Config) Validate() error {
 	default:
 		bad("log_level %q: want debug, info, warn or error", c.LogLevel)
 	}
+	c.validateCORS(bad)
+	c.validateTLS(bad)
 	seen := map[string]bool{}
 	for i, p := range c.PBX {
 		if !idPattern.MatchString(p.ID) {
@@ -282,4 +354,60 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func (c *Config) validateCORS(bad func(string, ...any)) {
+	for _, o := range c.CORS.Origins {
+		if o == "*" {
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			bad("cors.origins: %q: want scheme://host[:port] (such as https://crm.example.com) or *", o)
+		}
+	}
+	if c.CORS.MaxAge < 0 || c.CORS.MaxAge > 86400 {
+		bad("cors.max_age %d: want 0 to 86400 seconds", c.CORS.MaxAge)
+	}
+}
+
+func (c *Config) validateTLS(bad func(string, ...any)) {
+	t := c.TLS
+	switch t.Mode {
+	case TLSOff:
+		if t.HTTPListen != "" {
+			bad("tls.http_listen %q: only with tls.mode file or self-signed (listen already serves plain HTTP)", t.HTTPListen)
+		}
+	case TLSFile:
+		if t.Cert == "" || t.Key == "" {
+			bad("tls: mode file needs cert and key")
+		}
+		for _, f := range []struct{ name, path string }{{"cert", t.Cert}, {"key", t.Key}} {
+			if f.path == "" {
+				continue
+			}
+			if fh, err := os.Open(f.path); err != nil {
+				bad("tls.%s: %v", f.name, err)
+			} else {
+				fh.Close()
+			}
+		}
+	case TLSSelfSigned:
+		if (t.Cert == "") != (t.Key == "") {
+			bad("tls: mode self-signed takes both cert and key paths, or neither")
+		}
+	default:
+		bad("tls.mode %q: want off, file or self-signed", t.Mode)
+	}
+	if t.HTTP != HTTPRedirect && t.HTTP != HTTPRefuse {
+		bad("tls.http %q: want redirect or refuse", t.HTTP)
+	}
+	if t.HTTPListen != "" {
+		if _, _, err := net.SplitHostPort(t.HTTPListen); err != nil {
+			bad("tls.http_listen %q: %v", t.HTTPListen, err)
+		} else if t.HTTPListen == c.Listen {
+			bad("tls.http_listen %q: the same address as listen", t.HTTPListen)
+		}
+	}
 }

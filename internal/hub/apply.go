@@ -230,7 +230,7 @@ func (h *Hub) applyTo(b *batch, key string, c *call.Call, u *call.Update) {
 				Digits string `json:"digits"`
 			}{n.Digits})
 		}
-		e := &call.Event{ID: newID(), Type: n.Type, Time: c.LastSeen, Tenant: c.Tenant, PBX: c.PBX,
+		e := &call.Event{ID: newID(), Type: n.Type, Time: c.LastSeen, Tenant: c.Tenant, PBX: c.PBX, CallID: c.ID,
 			Extensions: exts, Users: users, Data: data}
 		e.Raw = encodeEvent(e, js)
 		b.events = append(b.events, e)

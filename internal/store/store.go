@@ -34,6 +34,10 @@ type Store interface {
 	LastSeq(ctx context.Context) (int64, error)
 	// Events returns committed events with seq > f.After, oldest first.
 	Events(ctx context.Context, f EventFilter) ([]*call.Event, error)
+	// CallEvents returns the committed events of one call of tenant, oldest first,
+	// at most limit of them (limit <= 0 or above MaxCallEvents: MaxCallEvents). An
+	// unknown call has no events: the answer is empty, not ErrNotFound.
+	CallEvents(ctx context.Context, tenant, callID string, limit int) ([]*call.Event, error)
 
 	// Call returns one call of a tenant.
 	Call(ctx context.Context, tenant, id string) (*call.Call, error)
@@ -76,6 +80,9 @@ type Store interface {
 	Ping(ctx context.Context) error
 	Close() error
 }
+
+// MaxCallEvents bounds the events one CallEvents call returns.
+const MaxCallEvents = 10000
 
 // Batch is what one group commit writes.
 type Batch struct {

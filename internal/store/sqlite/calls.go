@@ -106,10 +106,7 @@ func (db *DB) writeEvents(ctx context.Context, tx *sql.Tx, events []*call.Event,
 					return fmt.Errorf("sqlite: encode event: %w", err)
 				}
 			}
-			callID := ""
-			if e.Call != nil {
-				callID = e.Call.ID
-			}
+			callID := eventCallID(e)
 			args = append(args, seq+int64(start+i)+1, e.Tenant, string(e.Type), callID, strings.Join(e.Extensions, listSep), strings.Join(e.Users, listSep), []byte(e.Raw))
 		}
 		if _, err := tx.ExecContext(ctx, db.insertSQL("e", head, 7, end-start, ""), args...); err != nil {
@@ -117,6 +114,17 @@ func (db *DB) writeEvents(ctx context.Context, tx *sql.Tx, events []*call.Event,
 		}
 	}
 	return nil
+}
+
+// eventCallID is the id of the call e is about ("" for none).
+func eventCallID(e *call.Event) string {
+	if e.CallID != "" {
+		return e.CallID
+	}
+	if e.Call != nil {
+		return e.Call.ID
+	}
+	return ""
 }
 
 // LastSeq returns the newest committed seq.
@@ -161,6 +169,37 @@ func (db *DB) Events(ctx context.Context, f store.EventFilter) ([]*call.Event, e
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: events: %w", err)
+	}
+	return out, nil
+}
+
+// CallEvents reads one call's events, oldest first, with the same fields as Events.
+func (db *DB) CallEvents(ctx context.Context, tenant, callID string, limit int) ([]*call.Event, error) {
+	if limit <= 0 || limit > store.MaxCallEvents {
+		limit = store.MaxCallEvents
+	}
+	rows, err := db.r.QueryContext(ctx, `SELECT seq, tenant, type, exts, users, payload FROM events WHERE tenant = ? AND call_id = ? ORDER BY seq LIMIT ?`,
+		tenant, callID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: call events: %w", err)
+	}
+	defer rows.Close()
+	var out []*call.Event
+	for rows.Next() {
+		e := &call.Event{}
+		var typ, exts, users string
+		var payload []byte
+		if err := rows.Scan(&e.Seq, &e.Tenant, &typ, &exts, &users, &payload); err != nil {
+			return nil, fmt.Errorf("sqlite: call events: %w", err)
+		}
+		e.Type = call.EventType(typ)
+		e.Extensions = splitList(exts)
+		e.Users = splitList(users)
+		e.Raw = payload
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: call events: %w", err)
 	}
 	return out, nil
 }

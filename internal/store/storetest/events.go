@@ -278,3 +278,65 @@ func testEventsTenant(t *testing.T, s store.Store) {
 		t.Fatalf("Events without a tenant returned %d events, want all 10", len(got))
 	}
 }
+
+// testCallEvents checks CallEvents returns one call's events of one tenant, oldest
+// first, bounded by limit, across batches, and nothing for an unknown call.
+func testCallEvents(t *testing.T, s store.Store) {
+	addTenant(t, s, "acme")
+	x := NewCall(store.DefaultTenant, "call-x", Base, "101")
+	y := NewCall(store.DefaultTenant, "call-y", Base, "102")
+	a := NewCall("acme", "call-a", Base, "101")
+	var wantX []*call.Event
+	for batch := range 3 {
+		var evs []*call.Event
+		for i := range 4 {
+			at := Base.Add(time.Duration(batch*4+i) * time.Second)
+			c := []*call.Call{x, y, a, x}[i]
+			e := NewEvent(t, call.EventDTMF, c, at)
+			evs = append(evs, e)
+			if c == x {
+				wantX = append(wantX, e)
+			}
+		}
+		commit(t, s, []*call.Call{x, y, a}, evs...)
+	}
+	// An event as the hub makes it: the call encoded in Raw, Call nil, CallID set.
+	h := NewEvent(t, call.EventDTMF, x, Base.Add(time.Minute))
+	h.Call, h.CallID = nil, x.ID
+	commit(t, s, nil, h)
+	wantX = append(wantX, h)
+	callEvents := func(tenant, id string, limit int) []*call.Event {
+		t.Helper()
+		evs, err := s.CallEvents(t.Context(), tenant, id, limit)
+		if err != nil {
+			t.Fatalf("CallEvents(%s, %s, %d): %v", tenant, id, limit, err)
+		}
+		return evs
+	}
+	got := callEvents(store.DefaultTenant, "call-x", 0)
+	if !cmp.Equal(seqs(got), seqs(wantX)) {
+		t.Fatalf("CallEvents(call-x) seqs %v, want %v", seqs(got), seqs(wantX))
+	}
+	for i := range got[:len(got)-1] {
+		checkEvent(t, got[i], wantX[i])
+	}
+	if got := callEvents(store.DefaultTenant, "call-x", 2); !cmp.Equal(seqs(got), seqs(wantX[:2])) {
+		t.Fatalf("CallEvents(call-x, limit 2) seqs %v, want %v", seqs(got), seqs(wantX[:2]))
+	}
+	if got := callEvents(store.DefaultTenant, "call-y", 0); !cmp.Equal(seqs(got), []int64{2, 6, 10}) {
+		t.Fatalf("CallEvents(call-y) seqs %v, want [2 6 10]", seqs(got))
+	}
+	if got := callEvents("acme", "call-a", 0); !cmp.Equal(seqs(got), []int64{3, 7, 11}) {
+		t.Fatalf("CallEvents(acme, call-a) seqs %v, want [3 7 11]", seqs(got))
+	}
+	// Another tenant's call, and a call that does not exist: no events.
+	if got := callEvents(store.DefaultTenant, "call-a", 0); len(got) != 0 {
+		t.Fatalf("CallEvents(default, acme's call) seqs %v, want none", seqs(got))
+	}
+	if got := callEvents("acme", "call-x", 0); len(got) != 0 {
+		t.Fatalf("CallEvents(acme, default's call) seqs %v, want none", seqs(got))
+	}
+	if got := callEvents(store.DefaultTenant, "nope", 0); len(got) != 0 {
+		t.Fatalf("CallEvents(unknown call) seqs %v, want none", seqs(got))
+	}
+}

@@ -31,6 +31,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CommitEmptyAndCallsOnly", testCommitEmptyAndCallsOnly},
 		{"EventsLimit", testEventsLimit},
 		{"EventsTenant", testEventsTenant},
+		{"CallEvents", testCallEvents},
 		{"CallUpsertKeepsLatest", testCallUpsertKeepsLatest},
 		{"LargeBatch", testLargeBatch},
 		{"CallsFilters", testCallsFilters},
