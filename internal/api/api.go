@@ -39,6 +39,8 @@ type Config struct {
 	Ready func(context.Context) error
 	// MaxScan bounds the events one long-poll request looks at (default 4096).
 	MaxScan int
+	// Recordings says where recording files are served from and signs their links.
+	Recordings Recordings
 	// CORS lets pages of other origins call the API (zero: none may).
 	CORS CORS
 }
@@ -68,6 +70,9 @@ type server struct {
 	phone *phone.Normalizer
 	ready func(context.Context) error
 	api   huma.API
+	// recDir is the directory recordings are served from; linkKey signs links.
+	recDir  string
+	linkKey []byte
 	// maxScan bounds the events one request looks at: a key that may see few of the
 	// tenant's events (or a tenant among busy others) gets an answer with a next
 	// cursor past what was scanned instead of a request that reads the whole log.
@@ -132,6 +137,9 @@ func New(cfg Config) (http.Handler, error) {
 	s.registerWS(mux)
 	s.registerControl()
 	s.registerAdmin()
+	if err := s.registerRecordings(cfg.Recordings); err != nil {
+		return nil, err
+	}
 	s.registerHealth(mux, cfg.Gatherer)
 	mux.HandleFunc(prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusNotFound, "no such resource")

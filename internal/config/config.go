@@ -37,6 +37,8 @@ type Config struct {
 	CORS CORS `yaml:"cors"`
 	// TLS serves the API over HTTPS.
 	TLS TLS `yaml:"tls"`
+	// Recordings says where recording files are served from.
+	Recordings Recordings `yaml:"recordings"`
 }
 
 // CORS is the cross-origin policy of the API.
@@ -312,6 +314,14 @@ func (c *Config) Validate() error {
 	}
 	c.validateCORS(bad)
 	c.validateTLS(bad)
+	if d := c.Recordings.Dir; d != "" {
+		if st, err := os.Stat(d); err != nil || !st.IsDir() {
+			bad("recordings.dir %q: not a directory", d)
+		}
+	}
+	if n := len(c.Recordings.LinkSecret); n > 0 && n < 16 {
+		bad("recordings.link_secret: at least 16 characters")
+	}
 	seen := map[string]bool{}
 	for i, p := range c.PBX {
 		if !idPattern.MatchString(p.ID) {
@@ -410,4 +420,14 @@ func (c *Config) validateTLS(bad func(string, ...any)) {
 			bad("tls.http_listen %q: the same address as listen", t.HTTPListen)
 		}
 	}
+}
+
+// Recordings configures how call recordings are served.
+type Recordings struct {
+	// Dir is the directory recording files may be served from (a PBX's spool shared
+	// with this machine); files outside it are never served.
+	Dir string `yaml:"dir"`
+	// LinkSecret signs recording links; empty: a random secret per process, so links
+	// do not survive a restart. Several nodes need one shared secret.
+	LinkSecret Secret `yaml:"link_secret"`
 }
