@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"callbridge/internal/call"
 	"callbridge/internal/hub"
 )
 
@@ -211,4 +212,14 @@ func (c *Connector) answer(ctx context.Context, s *Session, cmd hub.Command) err
 	}
 	endpoint := strings.TrimPrefix(strings.ReplaceAll(c.cfg.ExtensionChannel, "{ext}", ext), "PJSIP/")
 	return c.action(ctx, s, "PJSIPNotify", "Endpoint", endpoint, "Variable", "Event=talk")
+}
+
+// Capabilities are the call actions Asterisk's AMI can perform: no hold or resume
+// (phones hold by themselves), answer only for PJSIP phones.
+func (c *Connector) Capabilities() []string {
+	caps := []string{call.ActionHangup, call.ActionTransfer, call.ActionConference, call.ActionDTMF}
+	if strings.HasPrefix(c.cfg.ExtensionChannel, "PJSIP/") {
+		caps = append(caps, call.ActionAnswer)
+	}
+	return caps
 }

@@ -40,13 +40,13 @@ func (b *batch) touch(c *call.Call, js []byte) {
 
 // seal snapshots the touched calls, so the writer never reads state the applier is
 // still changing.
-func (b *batch) seal() error {
+func (b *batch) seal(encode func(*call.Call) ([]byte, error)) error {
 	b.rows = make([]store.CallRow, 0, len(b.calls))
 	for _, c := range b.calls {
 		js := b.last[c]
 		if js == nil {
 			var err error
-			if js, err = encodeCall(c); err != nil {
+			if js, err = encode(c); err != nil {
 				return err
 			}
 		}
@@ -60,9 +60,34 @@ func (b *batch) seal() error {
 	return nil
 }
 
-func encodeCall(c *call.Call) ([]byte, error) {
-	c.Allowed = c.AllowedActions()
+// encodeCall encodes a call with the actions it allows now: what its state permits,
+// what its PBX can do, and nothing when no extension of the call is enabled for API
+// control (Creatio's lineStateChanged: a panel enables exactly these buttons).
+func (h *Hub) encodeCall(c *call.Call) ([]byte, error) {
+	c.Allowed = h.allowed(c)
 	return json.Marshal(c)
+}
+
+func (h *Hub) allowed(c *call.Call) []string {
+	acts := c.AllowedActions()
+	if len(acts) == 0 {
+		return nil
+	}
+	if info, ok := h.dir.ext(c.Tenant, actingExtension(c, Command{})); !ok || !info.apiEnabled {
+		return []string{}
+	}
+	capable, ok := h.conns[c.PBX].(Capable)
+	if !ok {
+		return acts
+	}
+	can := capable.Capabilities()
+	out := acts[:0:0]
+	for _, a := range acts {
+		if contains(can, a) {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // applier owns the live calls. It applies items as they come and, whenever the writer
@@ -76,7 +101,7 @@ func (h *Hub) applier(drain <-chan struct{}, ready <-chan struct{}, out chan<- *
 	tick := time.NewTicker(min(max(h.lostAfter/4, 10*time.Millisecond), 10*time.Second))
 	defer tick.Stop()
 	flush := func() {
-		if err := cur.seal(); err != nil {
+		if err := cur.seal(h.encodeCall); err != nil {
 			h.log.Error("seal batch", "err", err)
 		}
 		out <- cur
@@ -212,7 +237,7 @@ func (h *Hub) applyTo(b *batch, key string, c *call.Call, u *call.Update) {
 		b.touch(c, nil)
 		return
 	}
-	js, err := encodeCall(c)
+	js, err := h.encodeCall(c)
 	if err != nil {
 		h.log.Error("encode call", "call", c.ID, "err", err)
 		return
@@ -416,7 +441,7 @@ func (h *Hub) snapshotEvent(b *batch, pbx string, at time.Time) {
 		if len(calls) >= maxSnapshotCalls {
 			continue
 		}
-		js, err := encodeCall(c)
+		js, err := h.encodeCall(c)
 		if err != nil {
 			continue
 		}

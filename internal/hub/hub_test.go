@@ -441,3 +441,47 @@ func TestUnreachablePBXCallsEndLost(t *testing.T) {
 		t.Fatalf("%+v", c)
 	}
 }
+
+// capablePBX can only hang up and transfer.
+type capablePBX struct{ *fakePBX }
+
+func (capablePBX) Capabilities() []string { return []string{call.ActionHangup, call.ActionTransfer} }
+
+// TestAllowedActions: a call's snapshot carries what its state allows, narrowed to
+// what its PBX can do, and nothing when its extension is not enabled for API control.
+func TestAllowedActions(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "cb.db"))
+	defer st.Close()
+	full := newFake("full", "101")
+	full.exts = append(full.exts, hub.Extension{Number: "103", APIEnabled: false})
+	narrow := capablePBX{newFake("narrow", "201")}
+	e := start(t, st, hub.Config{Connectors: []hub.Connector{full, narrow}})
+	defer e.stop()
+	ring := func(f *fakePBX, id, ext string) {
+		f.send(call.Update{PBXCallID: id, Time: at(0), Kind: call.KindRing, Direction: call.DirectionIn, Customer: "+74951343060", Extensions: []string{ext}})
+		f.send(call.Update{PBXCallID: id, Time: at(1), Kind: call.KindAnswer, Extension: ext})
+	}
+	ring(full, "a", "101")
+	ring(full, "b", "103")
+	ring(narrow.fakePBX, "c", "201")
+	want := map[string][]string{
+		"a": {"hangup", "hold", "transfer", "conference", "dtmf"},
+		"b": {},
+		"c": {"hangup", "transfer"},
+	}
+	checkFor(t, 5*time.Second, func() error {
+		live, err := st.LiveCalls(context.Background())
+		if err != nil || len(live) != 3 {
+			return fmt.Errorf("%d live, %v", len(live), err)
+		}
+		for _, c := range live {
+			if c.State != call.StateActive {
+				return fmt.Errorf("%s %s", c.PBXCallID, c.State)
+			}
+			if fmt.Sprint(c.Allowed) != fmt.Sprint(want[c.PBXCallID]) {
+				return fmt.Errorf("call %s allows %v, want %v", c.PBXCallID, c.Allowed, want[c.PBXCallID])
+			}
+		}
+		return nil
+	})
+}

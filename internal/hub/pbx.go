@@ -15,6 +15,12 @@ type Tester interface {
 	Test(ctx context.Context) error
 }
 
+// Capable is implemented by connectors that can do only some control actions: the
+// actions a call allows (call.Action*) are narrowed to these.
+type Capable interface {
+	Capabilities() []string
+}
+
 // Kinded is implemented by connectors that say what kind of PBX they speak to.
 type Kinded interface {
 	Kind() string

@@ -249,3 +249,8 @@ func (ph phase) String() string {
 	}
 	return "ended"
 }
+
+// Capabilities are the call actions the simulator performs (no conference).
+func (p *PBX) Capabilities() []string {
+	return []string{call.ActionAnswer, call.ActionHangup, call.ActionHold, call.ActionResume, call.ActionTransfer, call.ActionDTMF}
+}
