@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -82,6 +83,18 @@ func (s *server) registerControl() {
 		func(ctx context.Context, in *transferInput) (*controlOutput, error) {
 			return s.control(ctx, in.ID, hub.Command{Action: hub.ActionTransfer, To: in.Body.To, Attended: in.Body.Attended})
 		})
+	for _, x := range []struct {
+		action        hub.Action
+		path, summary string
+	}{
+		{hub.ActionTransferComplete, "complete", "Complete an attended transfer: the customer is joined to the extension consulted."},
+		{hub.ActionTransferCancel, "cancel", "Cancel an attended transfer: the customer returns to the agent."},
+	} {
+		o := reg(x.action, x.summary, x.summary)
+		o.OperationID = "transfer" + strings.ToUpper(x.path[:1]) + x.path[1:] + "Call"
+		o.Path = prefix + "/calls/{id}/transfer/" + x.path
+		huma.Register(s.api, o, simple(x.action))
+	}
 	huma.Register(s.api, reg(hub.ActionConference, "Add a party to a call", "Brings another extension or number into the call."),
 		func(ctx context.Context, in *conferenceInput) (*controlOutput, error) {
 			return s.control(ctx, in.ID, hub.Command{Action: hub.ActionConference, To: in.Body.With})

@@ -68,6 +68,16 @@ func (c *Connector) Control(ctx context.Context, cmd hub.Command) error {
 			return c.action(ctx, s, "Atxfer", "Channel", agent, "Context", c.cfg.TransferContext, "Exten", cmd.To)
 		}
 		return c.action(ctx, s, "BlindTransfer", "Channel", agent, "Context", c.cfg.TransferContext, "Exten", cmd.To)
+	case hub.ActionTransferComplete, hub.ActionTransferCancel:
+		// The agent who started Atxfer completes it by leaving (Asterisk joins the
+		// customer to the target) or cancels it with the atxferabort feature.
+		if agent == "" {
+			return fmt.Errorf("asterisk: %s: call %s: %w: no agent on the call", cmd.Action, cmd.PBXCallID, ErrNoCall)
+		}
+		if cmd.Action == hub.ActionTransferCancel {
+			return c.action(ctx, s, "CancelAtxfer", "Channel", agent)
+		}
+		return c.action(ctx, s, "Hangup", "Channel", agent, "Cause", "16")
 	case hub.ActionDTMF:
 		if legs.Customer == "" {
 			return fmt.Errorf("asterisk: dtmf: call %s: %w: no customer channel", cmd.PBXCallID, ErrNoCall)

@@ -141,6 +141,8 @@ func TestControlActions(t *testing.T) {
 		{"blind transfer", hub.Command{Action: hub.ActionTransfer, To: "107"}, "BlindTransfer", map[string]string{"Channel": agent, "Context": "from-internal-sip", "Exten": "107"}, nil},
 		{"attended transfer", hub.Command{Action: hub.ActionTransfer, To: "107", Attended: true}, "Atxfer", map[string]string{"Channel": agent, "Exten": "107"}, nil},
 		{"dtmf", hub.Command{Action: hub.ActionDTMF, Digits: "5"}, "PlayDTMF", map[string]string{"Channel": customer, "Digit": "5"}, nil},
+		{"cancel attended transfer", hub.Command{Action: hub.ActionTransferCancel}, "CancelAtxfer", map[string]string{"Channel": agent}, nil},
+		{"complete attended transfer", hub.Command{Action: hub.ActionTransferComplete}, "Hangup", map[string]string{"Channel": agent}, nil},
 		{"hangup", hub.Command{Action: hub.ActionHangup}, "Hangup", map[string]string{"Channel": customer, "Cause": "16"}, nil},
 		{"hold", hub.Command{Action: hub.ActionHold}, "", nil, hub.ErrUnsupported},
 		{"answer an answered call", hub.Command{Action: hub.ActionAnswer}, "", nil, hub.ErrNotAllowed},

@@ -76,6 +76,10 @@ const (
 	ActionTransfer   Action = "transfer"
 	ActionConference Action = "conference"
 	ActionDTMF       Action = "dtmf"
+	// ActionTransferComplete joins the customer to the target of an attended transfer
+	// in progress; ActionTransferCancel returns the customer to the agent.
+	ActionTransferComplete Action = "transfer_complete"
+	ActionTransferCancel   Action = "transfer_cancel"
 	ActionAgent      Action = "agent_status"
 )
 

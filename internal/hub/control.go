@@ -47,7 +47,12 @@ func (h *Hub) Control(ctx context.Context, tenant string, cmd Command) error {
 	if !c.State.Live() {
 		return fmt.Errorf("hub: %s: call %q: %w", cmd.Action, cmd.CallID, ErrEnded)
 	}
-	if a := string(cmd.Action); a != string(ActionAgent) && !contains(c.AllowedActions(), a) {
+	a := string(cmd.Action)
+	if cmd.Action == ActionTransferComplete || cmd.Action == ActionTransferCancel {
+		// Completing or cancelling a transfer is part of transferring.
+		a = call.ActionTransfer
+	}
+	if a != string(ActionAgent) && !contains(c.AllowedActions(), a) {
 		return fmt.Errorf("hub: %s: call %q is %s: %w", cmd.Action, cmd.CallID, c.State, ErrNotAllowed)
 	}
 	ext := actingExtension(c, cmd)

@@ -36,7 +36,7 @@ func (p *PBX) control(cmd hub.Command, t time.Time, now time.Duration) error {
 	case hub.ActionConference:
 		return fmt.Errorf("sim: conference not supported: %w", hub.ErrUnsupported)
 	case hub.ActionAnswer, hub.ActionHangup, hub.ActionHold, hub.ActionResume,
-		hub.ActionTransfer, hub.ActionDTMF:
+		hub.ActionTransfer, hub.ActionDTMF, hub.ActionTransferComplete, hub.ActionTransferCancel:
 	default:
 		return fmt.Errorf("sim: action %q: %w", cmd.Action, hub.ErrUnsupported)
 	}
@@ -84,6 +84,21 @@ func (p *PBX) control(cmd hub.Command, t time.Time, now time.Duration) error {
 		return p.impossible(c, "is not on hold")
 	case hub.ActionTransfer:
 		return p.controlTransfer(c, cmd, t, now)
+	case hub.ActionTransferComplete, hub.ActionTransferCancel:
+		if c.phase != phConsulting {
+			return p.impossible(c, "has no attended transfer in progress")
+		}
+		if cmd.Action == hub.ActionTransferCancel {
+			// The agent gives up the consultation and goes back to the customer.
+			p.release(c, c.target, t)
+			c.target = -1
+			p.emit(c, t, call.Update{Kind: call.KindResume})
+			c.phase = phActive
+		} else {
+			p.completeAttended(c, t)
+		}
+		p.controlled(c, now)
+		return nil
 	case hub.ActionDTMF:
 		if c.phase != phActive {
 			return p.impossible(c, "takes digits only while connected")

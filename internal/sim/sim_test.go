@@ -532,6 +532,13 @@ func TestControl(t *testing.T) {
 	}
 	p.mu.Unlock()
 
+	// Cancelled through the API's verb: the same.
+	refused(hub.Command{Action: hub.ActionTransferCancel}, hub.ErrUnsupported) // nothing to cancel yet
+	must(hub.Command{Action: hub.ActionTransfer, To: "103", Attended: true})
+	checkFor(t, 2*time.Second, "the consultation hold", state(call.StateHeld))
+	must(hub.Command{Action: hub.ActionTransferCancel})
+	checkFor(t, 2*time.Second, "cancelled", state(call.StateActive))
+
 	if err := p.Control(ctx, hub.Command{Action: hub.ActionAgent, Extension: "104", Status: "paused"}); err != nil {
 		t.Fatal(err)
 	}
@@ -604,6 +611,7 @@ func TestAttendedTransferControl(t *testing.T) {
 	for _, cmd := range []hub.Command{
 		{Action: hub.ActionAnswer, PBXCallID: id},
 		{Action: hub.ActionTransfer, PBXCallID: id, Extension: "101", To: "102", Attended: true},
+		{Action: hub.ActionTransferComplete, PBXCallID: id},
 	} {
 		if err := p.Control(ctx, cmd); err != nil {
 			t.Fatalf("%s: %v", cmd.Action, err)
