@@ -96,7 +96,8 @@ func TestCallControl(t *testing.T) {
 			}
 			var got map[string]string
 			r.json(t, &got)
-			if diff := cmp.Diff(map[string]string{"id": id, "action": tt.action, "status": "sent"}, got); diff != "" {
+			// The answer names the command as the hub does ("transfer/complete" → transfer_complete).
+			if diff := cmp.Diff(map[string]string{"id": id, "action": string(tt.want.Action), "status": "sent"}, got); diff != "" {
 				t.Fatalf("body (-want +got):\n%s", diff)
 			}
 			want := *tt.want

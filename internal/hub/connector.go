@@ -80,7 +80,7 @@ const (
 	// in progress; ActionTransferCancel returns the customer to the agent.
 	ActionTransferComplete Action = "transfer_complete"
 	ActionTransferCancel   Action = "transfer_cancel"
-	ActionAgent      Action = "agent_status"
+	ActionAgent            Action = "agent_status"
 )
 
 // Command is a control request routed to the connector that owns the call or extension.
