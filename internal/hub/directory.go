@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"slices"
 	"sync"
 
 	"callbridge/internal/call"
@@ -123,6 +124,8 @@ func (d *directory) extensionsOf(tenant, user string) []string {
 			out = append(out, ext)
 		}
 	}
+	// Sorted: callers show the list, and a map's order would change from call to call.
+	slices.Sort(out)
 	return out
 }
 
