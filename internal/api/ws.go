@@ -59,8 +59,9 @@ import (
 // connection and the current subscription stay as they were.
 //
 // The server pings every 20 s and closes the connection when a ping is not answered.
-// A consumer too slow to take a frame within 10 s is disconnected; one that falls
-// far behind the live log is closed with status 4000 and reason "resume from SEQ".
+// A consumer too slow to take a frame within 10 s is disconnected; one that lets
+// wsQueue (512) of its live events pile up is closed with status 4000 and reason
+// "resume from SEQ".
 // Either way the client reconnects with ?after= the seq of the last event it got.
 
 const (
@@ -83,9 +84,6 @@ const (
 	wsMaxErrors = 16
 	// wsMaxSnapshot bounds the calls of a snapshot (no PBX has that many live calls).
 	wsMaxSnapshot = 10000
-	// wsMaxLag is how far behind the newest event a connection that was live may
-	// fall before it is closed with "resume from SEQ".
-	wsMaxLag = 1 << 16
 	// wsStatusResume is the close status that asks the client to resume with ?after.
 	wsStatusResume websocket.StatusCode = 4000
 )
@@ -94,6 +92,7 @@ const (
 type wsServer struct {
 	s      *server
 	tokens *wsTokens
+	fan    *wsFanout
 
 	mu sync.Mutex
 	// shutdown has a context per http.Server seen, cancelled when that server shuts
@@ -104,7 +103,7 @@ type wsServer struct {
 // registerWS adds GET /api/v1/ws (on the mux: huma cannot upgrade, but the operation
 // is in the OpenAPI description) and POST /api/v1/ws/token.
 func (s *server) registerWS(mux *http.ServeMux) {
-	w := &wsServer{s: s, tokens: newWSTokens(), shutdown: map[*http.Server]context.Context{}}
+	w := &wsServer{s: s, tokens: newWSTokens(), fan: newWSFanout(s.hub, s.log), shutdown: map[*http.Server]context.Context{}}
 	w.registerToken()
 	s.muxRoute(mux, http.MethodGet, wsPath, w.serve)
 	s.api.OpenAPI().AddOperation(&huma.Operation{
@@ -245,7 +244,10 @@ func (w *wsServer) serve(rw http.ResponseWriter, r *http.Request) {
 	hs, _ := r.Context().Value(http.ServerContextKey).(*http.Server)
 	defer context.AfterFunc(w.serverContext(hs), cancel)()
 
-	c := &wsConn{s: w.s, conn: conn, p: p, sub: w.s.hub.Subscribe(start), readerGone: make(chan struct{})}
+	c := &wsConn{s: w.s, conn: conn, p: p, sub: w.s.hub.Subscribe(start), fan: w.fan, fc: w.fan.add(p),
+		readerGone: make(chan struct{})}
+	c.inbox.wake = make(chan struct{}, 1)
+	defer w.fan.remove(c.fc)
 	// This goroutine is the connection's only writer; the reader below is its only
 	// other goroutine and is waited for before serve returns.
 	// The connection's own operations never take ctx itself: the library drops the
@@ -255,7 +257,6 @@ func (w *wsServer) serve(rw http.ResponseWriter, r *http.Request) {
 	defer stopRead()
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		defer c.inbox.interrupt()
 		defer close(c.readerGone)
 		c.read(readCtx)
 	})
@@ -296,15 +297,19 @@ func (w *wsServer) liveCalls(ctx context.Context, p auth.Principal) ([]*call.Cal
 
 // wsConn is one WebSocket client.
 //
-// There is no queue of events per connection: the writer pulls at most wsBatch
-// events at a time from its hub.Subscription (a cursor into the hub's ring and the
-// store's log) and writes them before pulling more, so a slow client only falls
-// behind in the log; its memory is one batch.
+// Live events come from the server's dispatcher (wsFanout) through a bounded
+// queue that holds only events of this connection's subscription; a client too
+// slow to keep it from filling is closed with "resume from SEQ". Catching up (a
+// ?after far behind, a subscription made after the snapshot or after an expiry) is
+// pulled from the connection's own hub.Subscription (a cursor into the hub's ring
+// and the store's log) at most wsBatch events at a time, so its memory is one batch.
 type wsConn struct {
 	s    *server
 	conn *websocket.Conn
 	p    auth.Principal
 	sub  *hub.Subscription // the writer's alone
+	fan  *wsFanout
+	fc   *wsFanConn
 
 	inbox      wsInbox
 	readerGone chan struct{}
@@ -326,7 +331,7 @@ type wsInbox struct {
 	mu     sync.Mutex
 	change *wsChange
 	errs   [][]byte
-	wake   context.CancelFunc // cancels the writer's wait, if it waits
+	wake   chan struct{} // one slot: something is waiting
 }
 
 // put records a change or an error frame and wakes the writer; false if too many
@@ -344,7 +349,10 @@ func (b *wsInbox) put(ch *wsChange, errFrame []byte) bool {
 		b.change = ch
 	}
 	b.mu.Unlock()
-	b.interrupt()
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
 	return true
 }
 
@@ -356,30 +364,16 @@ func (b *wsInbox) take() (*wsChange, [][]byte) {
 	return ch, errs
 }
 
-// arm makes interrupt call cancel; false (and nothing armed) if something is waiting.
-func (b *wsInbox) arm(cancel context.CancelFunc) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.change != nil || len(b.errs) > 0 {
-		return false
-	}
-	b.wake = cancel
-	return true
-}
-
-func (b *wsInbox) interrupt() {
-	b.mu.Lock()
-	wake := b.wake
-	b.wake = nil
-	b.mu.Unlock()
-	if wake != nil {
-		wake()
-	}
-}
-
 // write is the connection's writer: it sends the snapshot, applies subscription
 // changes, pushes matching events, pings and expires the subscription. It returns
 // the status and reason to close with.
+//
+// Its states: holding (no subscription yet, or it expired: the cursor does not
+// move, nothing is indexed), skipping (unsubscribed: events are skipped, nothing is
+// indexed), and active. Active and not yet indexed, it catches up from its cursor
+// with pulls until it is close to the dispatcher's position, then indexes itself at
+// position P and pulls the rest up to P; from then on events come from its queue,
+// where those with seq ≤ the cursor are dropped.
 func (c *wsConn) write(ctx context.Context, snap []byte) (websocket.StatusCode, string) {
 	if snap != nil {
 		if err := c.send(ctx, snap); err != nil {
@@ -387,10 +381,14 @@ func (c *wsConn) write(ctx context.Context, snap []byte) (websocket.StatusCode, 
 		}
 	}
 	var active *wsSub
-	holding := true // no subscription yet, or it expired: the cursor does not move
-	live := false   // the cursor reached the newest event since it last moved from holding
-	delivered := c.sub.Cursor()
+	holding := true  // no subscription yet, or it expired: the cursor does not move
+	indexed := false // active is indexed with the dispatcher; target is its position then
+	var target int64
+	var batch []*call.Event  // the last events taken from the queue
+	cursor := c.sub.Cursor() // the seq of the last event delivered or passed over
 	nextPing := time.Now().Add(wsPingEvery)
+	timer := time.NewTimer(wsPingEvery)
+	defer timer.Stop()
 	for {
 		if ctx.Err() != nil {
 			return websocket.StatusGoingAway, "server shutting down"
@@ -401,28 +399,36 @@ func (c *wsConn) write(ctx context.Context, snap []byte) (websocket.StatusCode, 
 				return websocket.StatusPolicyViolation, "too many bad frames"
 			}
 			return websocket.StatusNormalClosure, ""
+		case <-c.fc.gone:
+			if c.fc.slow {
+				return c.behind(c.resumeFrom(cursor, active, holding))
+			}
+			return websocket.StatusGoingAway, "server shutting down"
 		default:
 		}
 		change, errs := c.inbox.take()
 		for _, f := range errs {
 			if err := c.send(ctx, f); err != nil {
-				return c.failed(delivered)
+				return c.failed(c.resumeFrom(cursor, active, holding))
 			}
 		}
 		if change != nil {
-			if holding && change.sub != nil {
-				live = false
+			if active == nil && !holding {
+				// Unsubscribed: what was committed meanwhile is skipped.
+				cursor = max(cursor, c.fan.position())
 			}
-			active, holding = change.sub, false
+			active, holding, indexed = change.sub, false, false
+			c.fan.index(c.fc, nil) // indexed again, with the new one, once caught up
 			if err := c.send(ctx, change.ack); err != nil {
-				return c.failed(delivered)
+				return c.failed(c.resumeFrom(cursor, active, holding))
 			}
 		}
 		now := time.Now()
 		if active != nil && !now.Before(active.until) {
-			active, holding = nil, true
+			active, holding, indexed = nil, true, false
+			c.fan.index(c.fc, nil)
 			if err := c.send(ctx, []byte(`{"expired":true}`)); err != nil {
-				return c.failed(delivered)
+				return c.failed(cursor)
 			}
 		}
 		if !now.Before(nextPing) {
@@ -435,27 +441,23 @@ func (c *wsConn) write(ctx context.Context, snap []byte) (websocket.StatusCode, 
 			nextPing = time.Now().Add(wsPingEvery)
 			continue
 		}
-		if !holding && c.sub.Cursor() < c.s.hub.LastSeq() {
-			// The cursor is behind the newest event, so Next answers at once.
-			evs, err := c.sub.Next(ctx, wsBatch)
-			if err != nil {
-				return c.stopped(err)
-			}
-			for _, ev := range evs {
-				if active != nil && active.match(ev, c.p) {
-					if err := c.send(ctx, ev.Wire()); err != nil {
-						return c.failed(delivered)
-					}
+		if active != nil && !indexed {
+			if pos := c.fan.position(); pos-cursor > wsBatch {
+				// Far behind: catch up first, indexed nowhere, so the queue does not
+				// fill while the log is read.
+				if err := c.pull(ctx, active, &cursor); err != nil {
+					return c.pullFailed(err, cursor)
 				}
-				delivered = ev.Seq
+				continue
 			}
-			if live && c.s.hub.LastSeq()-delivered > wsMaxLag {
-				return wsStatusResume, fmt.Sprintf("resume from %d", delivered)
+			target, indexed = c.fan.index(c.fc, active), true
+		}
+		if indexed && cursor < target {
+			// Up to target the events are committed, so Next answers at once.
+			if err := c.pull(ctx, active, &cursor); err != nil {
+				return c.pullFailed(err, cursor)
 			}
 			continue
-		}
-		if !holding {
-			live = true
 		}
 		// Nothing to do until an event, a frame from the reader, the next ping or the
 		// subscription's expiry.
@@ -463,27 +465,75 @@ func (c *wsConn) write(ctx context.Context, snap []byte) (websocket.StatusCode, 
 		if active != nil && active.until.Before(deadline) {
 			deadline = active.until
 		}
-		wctx, cancel := context.WithDeadline(ctx, deadline)
-		if !c.inbox.arm(cancel) {
-			cancel()
-			continue
+		timer.Reset(time.Until(deadline))
+		var ready chan struct{}
+		if indexed {
+			ready = c.fc.ready
 		}
-		var err error
 		select {
-		case <-c.readerGone:
-		default:
-			if holding {
-				<-wctx.Done()
-			} else {
-				err = c.sub.Wait(wctx)
+		case <-ready:
+			batch = c.fc.take(batch)
+			for _, ev := range batch {
+				if ev.Seq <= cursor {
+					continue
+				}
+				if err := c.send(ctx, ev.Wire()); err != nil {
+					return c.failed(cursor)
+				}
+				cursor = ev.Seq
 			}
-		}
-		c.inbox.interrupt() // disarm
-		cancel()
-		if errors.Is(err, hub.ErrStopped) {
-			return c.stopped(err)
+		case <-c.inbox.wake:
+		case <-c.readerGone:
+		case <-c.fc.gone:
+		case <-timer.C:
+		case <-ctx.Done():
 		}
 	}
+}
+
+// pull takes one batch after *cursor from the connection's own subscription and
+// sends what matches.
+func (c *wsConn) pull(ctx context.Context, active *wsSub, cursor *int64) error {
+	if c.sub.Cursor() != *cursor {
+		c.sub = c.s.hub.Subscribe(*cursor)
+	}
+	evs, err := c.sub.Next(ctx, wsBatch)
+	if err != nil {
+		return err
+	}
+	for _, ev := range evs {
+		if active.match(ev, c.p) {
+			if err := c.send(ctx, ev.Wire()); err != nil {
+				return errWSWrite
+			}
+		}
+		*cursor = ev.Seq
+	}
+	return nil
+}
+
+var errWSWrite = errors.New("api: ws: write failed")
+
+func (c *wsConn) pullFailed(err error, cursor int64) (websocket.StatusCode, string) {
+	if errors.Is(err, errWSWrite) {
+		return c.failed(cursor)
+	}
+	return c.stopped(err)
+}
+
+// resumeFrom is the seq the client resumes after: the cursor, or while unsubscribed
+// the dispatcher's position (what was committed meanwhile is skipped anyway).
+func (c *wsConn) resumeFrom(cursor int64, active *wsSub, holding bool) int64 {
+	if active == nil && !holding {
+		return max(cursor, c.fan.position())
+	}
+	return cursor
+}
+
+// behind is the close of a slow consumer: its queue of events filled up.
+func (c *wsConn) behind(delivered int64) (websocket.StatusCode, string) {
+	c.s.log.Info("api: ws: slow consumer; client must resume", "client", c.p.ClientID, "resume", delivered)
+	return wsStatusResume, fmt.Sprintf("resume from %d", delivered)
 }
 
 // send writes one text frame. A frame not taken within wsWriteTimeout closes the
