@@ -54,6 +54,11 @@ import (
 // expires the server sends {"expired": true} and holds the position until the client
 // subscribes again, so nothing is lost in between.
 //
+// "pbx.raw", named exactly (it is in neither "*" nor "pbx.*"), adds the PBXs' raw
+// events for integration and admin keys (Creatio's rawMessage): {"type":"pbx.raw",
+// "pbx":…,"time":…,"data":{…}}, live only, never logged, without seq, dropped for a
+// client that does not keep up (callbridge_raw_events_dropped_total).
+//
 // A bad frame (malformed JSON, unknown member, unknown event type, an object outside
 // the key's scope) is answered with {"error": {"reason": "…", "detail": "…"}}; the
 // connection and the current subscription stay as they were.
@@ -386,6 +391,18 @@ func (c *wsConn) write(ctx context.Context, snap []byte) (websocket.StatusCode, 
 	var target int64
 	var batch []*call.Event  // the last events taken from the queue
 	cursor := c.sub.Cursor() // the seq of the last event delivered or passed over
+	// raw listens to the PBXs' raw events while the subscription asks for them.
+	var raw *hub.RawSub
+	setRaw := func(want bool) {
+		switch {
+		case want && raw == nil:
+			raw = c.s.hub.SubscribeRaw(c.p.Tenant, wsBatch)
+		case !want && raw != nil:
+			raw.Close()
+			raw = nil
+		}
+	}
+	defer setRaw(false)
 	nextPing := time.Now().Add(wsPingEvery)
 	timer := time.NewTimer(wsPingEvery)
 	defer timer.Stop()
@@ -418,6 +435,7 @@ func (c *wsConn) write(ctx context.Context, snap []byte) (websocket.StatusCode, 
 				cursor = max(cursor, c.fan.position())
 			}
 			active, holding, indexed = change.sub, false, false
+			setRaw(active != nil && active.raw)
 			c.fan.index(c.fc, nil) // indexed again, with the new one, once caught up
 			if err := c.send(ctx, change.ack); err != nil {
 				return c.failed(c.resumeFrom(cursor, active, holding))
@@ -426,6 +444,7 @@ func (c *wsConn) write(ctx context.Context, snap []byte) (websocket.StatusCode, 
 		now := time.Now()
 		if active != nil && !now.Before(active.until) {
 			active, holding, indexed = nil, true, false
+			setRaw(false)
 			c.fan.index(c.fc, nil)
 			if err := c.send(ctx, []byte(`{"expired":true}`)); err != nil {
 				return c.failed(cursor)
@@ -470,7 +489,15 @@ func (c *wsConn) write(ctx context.Context, snap []byte) (websocket.StatusCode, 
 		if indexed {
 			ready = c.fc.ready
 		}
+		var rawC <-chan []byte
+		if raw != nil {
+			rawC = raw.C()
+		}
 		select {
+		case b := <-rawC:
+			if err := c.send(ctx, b); err != nil {
+				return c.failed(cursor)
+			}
 		case <-ready:
 			batch = c.fc.take(batch)
 			for _, ev := range batch {
@@ -635,6 +662,9 @@ type wsSub struct {
 	users    []string
 	visible  []string // the key's own extensions (user keys), as visible takes them
 	until    time.Time
+	// raw asks for the PBXs' raw events (pbx.raw), named exactly: never part of "*" or
+	// "pbx.*", as they are many and PBX-specific.
+	raw bool
 }
 
 // wsEventTypes are the types a subscription may name; the families are their prefixes.
@@ -654,6 +684,11 @@ func (c *wsConn) newSub(in *wsSubscribe) (*wsSub, string, string) {
 	}
 	for _, pat := range in.Events {
 		switch {
+		case pat == string(call.EventRaw):
+			if c.p.Scope == store.ScopeUser {
+				return nil, "forbidden", "pbx.raw is for integration keys"
+			}
+			s.raw = true
 		case pat == "*":
 			s.all = true
 		case strings.HasSuffix(pat, ".*"):

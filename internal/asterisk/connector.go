@@ -3,6 +3,7 @@ package asterisk
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -200,6 +201,7 @@ func (c *Connector) session(ctx context.Context, sink hub.Sink) (connected bool,
 	c.mu.Lock()
 	c.corr.BeginSnapshot()
 	c.mu.Unlock()
+	raw, _ := sink.(hub.RawSink)
 	handler := func(p *ami.Packet, arrival time.Time) {
 		c.mu.Lock()
 		if ts, ok := parseStamp(p.GetBytes("Timestamp")); ok {
@@ -214,6 +216,9 @@ func (c *Connector) session(ctx context.Context, sink hub.Sink) (connected bool,
 		}
 		if st, ok := presence(c.cfg.ID, c.corr.r, p, at); ok {
 			sink.Status(st)
+		}
+		if raw != nil && raw.RawWanted(c.cfg.ID) {
+			raw.Raw(c.cfg.ID, rawEvent(c.cfg.ID, p, at))
 		}
 	}
 	octx, cancel := context.WithTimeout(ctx, 15*time.Second)
@@ -382,4 +387,28 @@ func (c *Connector) pbxTime(wall time.Time) time.Time {
 		return wall
 	}
 	return c.clockEvt.Add(max(wall.Sub(c.clockWall), 0))
+}
+
+// rawEvent encodes an AMI packet as a pbx.raw event: its fields as a JSON object, a
+// repeated key (ChanVariable) as an array of its values in order.
+func rawEvent(pbx string, p *ami.Packet, at time.Time) []byte {
+	fields := make(map[string]any, p.Len())
+	for _, f := range p.Fields() {
+		k, v := string(f.Key), string(f.Value)
+		switch prev := fields[k].(type) {
+		case nil:
+			fields[k] = v
+		case string:
+			fields[k] = []string{prev, v}
+		case []string:
+			fields[k] = append(prev, v)
+		}
+	}
+	b, _ := json.Marshal(struct {
+		Type call.EventType `json:"type"`
+		PBX  string         `json:"pbx"`
+		Time time.Time      `json:"time"`
+		Data map[string]any `json:"data"`
+	}{call.EventRaw, pbx, at.UTC(), fields})
+	return b
 }

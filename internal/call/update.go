@@ -96,6 +96,9 @@ const (
 	EventSnapshot    EventType = "calls.snapshot"
 	EventConnected   EventType = "pbx.connected"
 	EventDisconnect  EventType = "pbx.disconnected"
+	// EventRaw is a PBX's raw event passed through to integrators; it is never
+	// logged and has no seq.
+	EventRaw EventType = "pbx.raw"
 )
 
 // Note is an event the state machine emits for an applied update, with the detail

@@ -104,6 +104,7 @@ type Hub struct {
 
 	dir *directory
 	pbx pbxRegistry
+	raw rawHub
 
 	pub publisher
 }
@@ -189,6 +190,11 @@ func (h *Hub) tenantOf(pbx string) string {
 func (h *Hub) Run(ctx context.Context) error {
 	if err := h.load(ctx); err != nil {
 		close(h.stopped)
+		h.pub.close()
+		if ctx.Err() != nil {
+			// Stopped before it started: nothing was applied, nothing is lost.
+			return nil
+		}
 		return err
 	}
 	batches := make(chan *batch)

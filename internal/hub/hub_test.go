@@ -485,3 +485,28 @@ func TestAllowedActions(t *testing.T) {
 		return nil
 	})
 }
+
+func TestRawListeners(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "cb.db"))
+	defer st.Close()
+	e := start(t, st, hub.Config{Connectors: []hub.Connector{newFake("a"), newFake("b")}, Tenants: map[string]string{"b": "acme"}})
+	defer e.stop()
+	s := e.h.SubscribeRaw(store.DefaultTenant, 2)
+	if !e.h.RawWanted("a") || e.h.RawWanted("b") {
+		t.Fatal("RawWanted does not follow tenants")
+	}
+	for i := 0; i < 5; i++ {
+		e.h.Raw("a", []byte(fmt.Sprintf(`{"n":%d}`, i)))
+	}
+	e.h.Raw("b", []byte(`{"other":true}`))
+	if got := string(<-s.C()); got != `{"n":0}` {
+		t.Fatalf("first raw event %s", got)
+	}
+	if s.Dropped() != 3 {
+		t.Fatalf("dropped %d, want 3 (a listener that does not read loses, never blocks)", s.Dropped())
+	}
+	s.Close()
+	if e.h.RawWanted("a") {
+		t.Fatal("raw still wanted after the last listener left")
+	}
+}

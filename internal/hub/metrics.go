@@ -14,6 +14,7 @@ type Metrics struct {
 	batchEvents   prometheus.Histogram
 	liveCalls     prometheus.Gauge
 	controls      *prometheus.CounterVec
+	rawDropped    prometheus.Counter
 }
 
 // NewMetrics creates the hub's instruments and registers them with reg (nil: not
@@ -34,9 +35,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		liveCalls: prometheus.NewGauge(prometheus.GaugeOpts{Name: "callbridge_live_calls", Help: "Calls in progress."}),
 		controls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "callbridge_control_commands_total",
 			Help: "Control commands routed to connectors, by action and result."}, []string{"action", "result"}),
+		rawDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "callbridge_raw_events_dropped_total",
+			Help: "Raw PBX events (pbx.raw) not delivered to a listener that did not keep up."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.applied, m.rejected, m.dropped, m.lost, m.events, m.commitErrors, m.commitSeconds, m.batchEvents, m.liveCalls, m.controls)
+		reg.MustRegister(m.applied, m.rejected, m.dropped, m.lost, m.events, m.commitErrors, m.commitSeconds, m.batchEvents, m.liveCalls, m.controls, m.rawDropped)
 	}
 	return m
 }
