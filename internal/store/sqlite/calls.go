@@ -148,18 +148,27 @@ func (db *DB) Events(ctx context.Context, f store.EventFilter) ([]*call.Event, e
 	}
 	q += ` ORDER BY seq LIMIT ?`
 	args = append(args, f.Limit)
-	rows, err := db.r.QueryContext(ctx, q, args...)
+	out, err := db.queryEvents(ctx, min(f.Limit, 1024), q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: events: %w", err)
 	}
+	return out, nil
+}
+
+// queryEvents runs an events query selecting seq, tenant, type, exts, users, payload.
+func (db *DB) queryEvents(ctx context.Context, capacity int, q string, args ...any) ([]*call.Event, error) {
+	rows, err := db.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
 	defer rows.Close()
-	out := make([]*call.Event, 0, min(f.Limit, 1024))
+	out := make([]*call.Event, 0, capacity)
 	for rows.Next() {
 		e := &call.Event{}
 		var typ, exts, users string
 		var payload []byte
 		if err := rows.Scan(&e.Seq, &e.Tenant, &typ, &exts, &users, &payload); err != nil {
-			return nil, fmt.Errorf("sqlite: events: %w", err)
+			return nil, err
 		}
 		e.Type = call.EventType(typ)
 		e.Extensions = splitList(exts)
@@ -167,10 +176,7 @@ func (db *DB) Events(ctx context.Context, f store.EventFilter) ([]*call.Event, e
 		e.Raw = payload
 		out = append(out, e)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: events: %w", err)
-	}
-	return out, nil
+	return out, rows.Err()
 }
 
 // CallEvents reads one call's events, oldest first, with the same fields as Events.
@@ -178,27 +184,9 @@ func (db *DB) CallEvents(ctx context.Context, tenant, callID string, limit int) 
 	if limit <= 0 || limit > store.MaxCallEvents {
 		limit = store.MaxCallEvents
 	}
-	rows, err := db.r.QueryContext(ctx, `SELECT seq, tenant, type, exts, users, payload FROM events WHERE tenant = ? AND call_id = ? ORDER BY seq LIMIT ?`,
+	out, err := db.queryEvents(ctx, 16, `SELECT seq, tenant, type, exts, users, payload FROM events WHERE tenant = ? AND call_id = ? ORDER BY seq LIMIT ?`,
 		tenant, callID, limit)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: call events: %w", err)
-	}
-	defer rows.Close()
-	var out []*call.Event
-	for rows.Next() {
-		e := &call.Event{}
-		var typ, exts, users string
-		var payload []byte
-		if err := rows.Scan(&e.Seq, &e.Tenant, &typ, &exts, &users, &payload); err != nil {
-			return nil, fmt.Errorf("sqlite: call events: %w", err)
-		}
-		e.Type = call.EventType(typ)
-		e.Extensions = splitList(exts)
-		e.Users = splitList(users)
-		e.Raw = payload
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: call events: %w", err)
 	}
 	return out, nil
