@@ -10,6 +10,7 @@ import (
 
 	"callbridge/internal/asterisk/ami"
 	"callbridge/internal/call"
+	"callbridge/internal/wire"
 )
 
 // Options configure a Correlator for one PBX. Only the PBX's conventions go here
@@ -940,7 +941,7 @@ func (c *Correlator) onUnhold(t time.Time) {
 // sends to the caller).
 func (c *Correlator) onDTMF(t time.Time) {
 	ch := c.lookup(c.x.get(fUniqueid))
-	if ch == nil || ch.call == nil || !ami.EqualFold(c.x.get(fDirection), "Received") {
+	if ch == nil || ch.call == nil || !wire.EqualFold(c.x.get(fDirection), "Received") {
 		return
 	}
 	cs := ch.call
@@ -1066,7 +1067,7 @@ func (c *Correlator) failedOriginate(cs *callState) {
 }
 
 func (c *Correlator) onBlindTransfer(t time.Time) {
-	if !ami.EqualFold(c.x.get(fResult), "Success") {
+	if !wire.EqualFold(c.x.get(fResult), "Success") {
 		return
 	}
 	transferer, transferee := c.lookup(c.x.get(fTransfererUniqueid)), c.lookup(c.x.get(fTransfereeUniqueid))
@@ -1090,7 +1091,7 @@ func (c *Correlator) onBlindTransfer(t time.Time) {
 }
 
 func (c *Correlator) onAttendedTransfer(t time.Time) {
-	if !ami.EqualFold(c.x.get(fResult), "Success") {
+	if !wire.EqualFold(c.x.get(fResult), "Success") {
 		return
 	}
 	transferee := c.lookup(c.x.get(fTransfereeUniqueid))

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"callbridge/internal/asterisk/ami"
+	"callbridge/internal/wire"
 )
 
 // evKind is an AMI event the correlator acts on.
@@ -295,7 +296,7 @@ func lower(dst, s []byte) []byte {
 // is not an event (a response, an action).
 func eventName(p *ami.Packet) []byte {
 	fs := p.Fields()
-	if len(fs) > 0 && ami.EqualFold(fs[0].Key, "Event") {
+	if len(fs) > 0 && wire.EqualFold(fs[0].Key, "Event") {
 		return fs[0].Value
 	}
 	return p.GetBytes("Event")
@@ -305,7 +306,7 @@ func eventName(p *ami.Packet) []byte {
 // last two fields, which are tried first: VarSet is a third of all traffic.
 func varSetVariable(p *ami.Packet) (name, value []byte) {
 	fs := p.Fields()
-	if n := len(fs); n >= 2 && ami.EqualFold(fs[n-2].Key, "Variable") && ami.EqualFold(fs[n-1].Key, "Value") {
+	if n := len(fs); n >= 2 && wire.EqualFold(fs[n-2].Key, "Variable") && wire.EqualFold(fs[n-1].Key, "Value") {
 		return fs[n-2].Value, fs[n-1].Value
 	}
 	return p.GetBytes("Variable"), p.GetBytes("Value")

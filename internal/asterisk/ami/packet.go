@@ -3,7 +3,11 @@
 // calls; internal/asterisk builds those on it.
 package ami
 
-import "strings"
+import (
+	"strings"
+
+	"callbridge/internal/wire"
+)
 
 // Field is one "Key: Value" line of a packet. Key and Value alias the packet's buffer.
 type Field struct {
@@ -32,7 +36,7 @@ func (p *Packet) Len() int { return len(p.fields) }
 // as AMI keys are), or nil. The bytes alias the packet.
 func (p *Packet) GetBytes(key string) []byte {
 	for i := range p.fields {
-		if EqualFold(p.fields[i].Key, key) {
+		if wire.EqualFold(p.fields[i].Key, key) {
 			return p.fields[i].Value
 		}
 	}
@@ -45,7 +49,7 @@ func (p *Packet) Get(key string) string { return string(p.GetBytes(key)) }
 // Has reports whether the packet has a field named key.
 func (p *Packet) Has(key string) bool {
 	for i := range p.fields {
-		if EqualFold(p.fields[i].Key, key) {
+		if wire.EqualFold(p.fields[i].Key, key) {
 			return true
 		}
 	}
@@ -59,7 +63,7 @@ func (p *Packet) Is(key, val string) bool { return string(p.GetBytes(key)) == va
 func (p *Packet) Values(key string) []string {
 	var out []string
 	for i := range p.fields {
-		if EqualFold(p.fields[i].Key, key) {
+		if wire.EqualFold(p.fields[i].Key, key) {
 			out = append(out, string(p.fields[i].Value))
 		}
 	}
@@ -117,28 +121,4 @@ func NewPacket(kv ...string) *Packet {
 		p.fields = append(p.fields, Field{Key: []byte(kv[i]), Value: []byte(kv[i+1])})
 	}
 	return p
-}
-
-// EqualFold compares an ASCII key or value with a name, ignoring ASCII case, without
-// allocating: AMI keys are case-insensitive.
-func EqualFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := 0; i < len(b); i++ {
-		x, y := b[i], s[i]
-		if x == y {
-			continue
-		}
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"callbridge/internal/wire"
 )
 
 // Default limits of a Reader. Asterisk's own packets stay under 3 KiB (the recorded
@@ -433,7 +435,7 @@ func (r *Reader) followsHeader(buf []byte, i, ce int) bool {
 		return false
 	}
 	k := buf[i : i+c]
-	if !EqualFold(k, "Privilege") && !EqualFold(k, "ActionID") {
+	if !wire.EqualFold(k, "Privilege") && !wire.EqualFold(k, "ActionID") {
 		return false
 	}
 	r.addField(buf, i, ce)
@@ -442,7 +444,7 @@ func (r *Reader) followsHeader(buf []byte, i, ce int) bool {
 
 // isFollows reports whether f is "Response: Follows", which announces raw output.
 func isFollows(f Field) bool {
-	return EqualFold(f.Key, "Response") && EqualFold(f.Value, "Follows")
+	return wire.EqualFold(f.Key, "Response") && wire.EqualFold(f.Value, "Follows")
 }
 
 // endCommandAt returns where "--END COMMAND--" starts when line ends with it (trailing
@@ -500,24 +502,12 @@ func (r *Reader) fill() error {
 		// overlong line. Fail rather than spin.
 		return r.packetErr()
 	}
-	for range 100 {
-		n, err := r.rd.Read(r.buf[r.w:])
-		if n < 0 || n > len(r.buf)-r.w {
-			return errors.New("ami: reader returned an invalid count")
-		}
-		r.w += n
-		if err != nil {
-			if n > 0 {
-				r.rerr = err
-				return nil
-			}
-			return err
-		}
-		if n > 0 {
-			return nil
-		}
+	n, pending, err := wire.Fill(r.rd, r.buf[r.w:])
+	r.w += n
+	if pending != nil {
+		r.rerr = pending
 	}
-	return io.ErrNoProgress
+	return err
 }
 
 // compact moves buf[base:w] to the front and rebases the fields parsed so far, which

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"callbridge/internal/wire"
 )
 
 // pk is a packet as the tests compare it: its fields in order and its output.
@@ -665,10 +667,10 @@ func countEvents(t *testing.T, rd io.Reader, types map[string]int) (events int) 
 		}
 		first := p.Fields()[0]
 		switch {
-		case EqualFold(first.Key, "Event"):
+		case wire.EqualFold(first.Key, "Event"):
 			events++
 			types[string(first.Value)]++
-		case EqualFold(first.Key, "Response"):
+		case wire.EqualFold(first.Key, "Response"):
 		default:
 			t.Fatalf("packet starts with %q: %q", first.Key, p.String())
 		}

@@ -7,6 +7,8 @@ package esl
 import (
 	"encoding/json"
 	"strconv"
+
+	"callbridge/internal/wire"
 )
 
 // Content types FreeSWITCH sends on the event socket.
@@ -217,7 +219,7 @@ func (e *Event) jsonRaw(key string) (json.RawMessage, bool) {
 		return raw, true
 	}
 	for k, raw := range e.jmap {
-		if EqualFold([]byte(k), key) {
+		if wire.EqualFold([]byte(k), key) {
 			return raw, true
 		}
 	}
@@ -251,7 +253,7 @@ func jsonStrings(raw json.RawMessage) []string {
 
 func first(fs []Field, key string) []byte {
 	for i := range fs {
-		if EqualFold(fs[i].Key, key) {
+		if wire.EqualFold(fs[i].Key, key) {
 			return fs[i].Value
 		}
 	}
@@ -261,29 +263,11 @@ func first(fs []Field, key string) []byte {
 func values(fs []Field, key string) []string {
 	var out []string
 	for i := range fs {
-		if EqualFold(fs[i].Key, key) {
+		if wire.EqualFold(fs[i].Key, key) {
 			out = append(out, string(fs[i].Value))
 		}
 	}
 	return out
-}
-
-// EqualFold compares an ASCII header name with a name, ignoring ASCII case, without
-// allocating: FreeSWITCH header names are case-insensitive.
-func EqualFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := 0; i < len(b); i++ {
-		x, y := b[i], s[i]
-		if x == y {
-			continue
-		}
-		if x|0x20 != y|0x20 || x|0x20 < 'a' || x|0x20 > 'z' {
-			return false
-		}
-	}
-	return true
 }
 
 // parseLength parses a Content-Length value: decimal digits only.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"callbridge/internal/wire"
 )
 
 // Default limits of a Reader.
@@ -454,24 +456,12 @@ func (r *Reader) fill() error {
 		// The limits make this unreachable; fail rather than spin.
 		return fmt.Errorf("%w: buffer full", ErrHeadersTooLarge)
 	}
-	for range 100 {
-		n, err := r.rd.Read(r.buf[r.w:])
-		if n < 0 || n > len(r.buf)-r.w {
-			return errors.New("esl: reader returned an invalid count")
-		}
-		r.w += n
-		if err != nil {
-			if n > 0 {
-				r.rerr = err
-				return nil
-			}
-			return err
-		}
-		if n > 0 {
-			return nil
-		}
+	n, pending, err := wire.Fill(r.rd, r.buf[r.w:])
+	r.w += n
+	if pending != nil {
+		r.rerr = pending
 	}
-	return io.ErrNoProgress
+	return err
 }
 
 // rebase shifts the offsets after the bytes from base moved to the front.
