@@ -7,6 +7,7 @@
 //	callbridge tenants add|list|remove [NAME]
 //	callbridge keys add|list|remove|replace [CLIENT-ID] [--scope S] [--user U] [--tenant T]
 //	callbridge asterisk replay [--config FILE] <ami.raw> [<ami-after-reconnect.raw>]
+//	callbridge freeswitch replay [--config FILE] <esl.raw> [<esl-after-reconnect.raw>]
 //	callbridge version
 package main
 
@@ -46,8 +47,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return tenants(ctx, args, stdout, stderr)
 	case "keys":
 		return keys(ctx, args, stdout, stderr)
-	case "asterisk":
-		return asteriskTool(ctx, args, stdout, stderr)
+	case "asterisk", "freeswitch":
+		return replayTool(ctx, cmd, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "callbridge", version)
 		return nil
@@ -63,6 +64,7 @@ const usage = `usage:
   callbridge tenants add|list|remove [NAME]
   callbridge keys add|list|remove|replace [CLIENT-ID] [--scope admin|integration|user] [--user CRM-USER] [--tenant T]
   callbridge asterisk replay [--config FILE] <ami.raw> [<ami-after-reconnect.raw>]
+  callbridge freeswitch replay [--config FILE] <esl.raw> [<esl-after-reconnect.raw>]
   callbridge version
 Every command takes --config, --db; environment variables CALLBRIDGE_LISTEN, CALLBRIDGE_DB,
 CALLBRIDGE_SYNC, CALLBRIDGE_REGION, CALLBRIDGE_LOG_LEVEL, CALLBRIDGE_SIM_RATE override the file.

@@ -12,7 +12,10 @@ import (
 	"testing"
 )
 
-const asteriskFixtures = "../../../shared/fixtures/asterisk"
+const (
+	asteriskFixtures   = "../../../shared/fixtures/asterisk"
+	freeswitchFixtures = "../../../shared/fixtures/freeswitch"
+)
 
 type expectedTransfer struct {
 	Kind      string `json:"kind"`
@@ -44,57 +47,80 @@ type expectedCall struct {
 // TestAsteriskReplay runs `callbridge asterisk replay` on every recorded scenario with
 // the lab PBX's configuration and compares what it prints with expected.json.
 func TestAsteriskReplay(t *testing.T) {
-	dirs, err := filepath.Glob(filepath.Join(asteriskFixtures, "*", "expected.json"))
-	if err != nil || len(dirs) == 0 {
-		t.Fatalf("no fixtures under %s: %v", asteriskFixtures, err)
+	replayScenarios(t, "asterisk", asteriskFixtures, "../../examples/asterisk-lab.yaml", "ami.raw", "ami-reconnect.raw")
+}
+
+// TestFreeSWITCHReplay is the same for `callbridge freeswitch replay`, the JSON-format
+// capture of 01 and the gzipped burst of 12 included.
+func TestFreeSWITCHReplay(t *testing.T) {
+	replayScenarios(t, "freeswitch", freeswitchFixtures, "../../examples/freeswitch-lab.yaml", "esl.raw", "esl-reconnect.raw")
+}
+
+// replayScenarios replays every fixture folder (and subfolder) with an expected.json.
+func replayScenarios(t *testing.T, kind, fixtures, config, rawName, reconnectName string) {
+	top, err := filepath.Glob(filepath.Join(fixtures, "*", "expected.json"))
+	if err != nil || len(top) == 0 {
+		t.Fatalf("no fixtures under %s: %v", fixtures, err)
 	}
-	for _, exp := range dirs {
+	nested, _ := filepath.Glob(filepath.Join(fixtures, "*", "*", "expected.json"))
+	for _, exp := range append(top, nested...) {
 		dir := filepath.Dir(exp)
-		t.Run(filepath.Base(dir), func(t *testing.T) {
-			args := []string{"asterisk", "replay", "--config", "../../examples/asterisk-lab.yaml", filepath.Join(dir, "ami.raw")}
-			if _, err := os.Stat(filepath.Join(dir, "ami-reconnect.raw")); err == nil {
-				args = append(args, filepath.Join(dir, "ami-reconnect.raw"))
+		name, _ := filepath.Rel(fixtures, dir)
+		t.Run(name, func(t *testing.T) {
+			raw := filepath.Join(dir, rawName)
+			if _, err := os.Stat(raw); err != nil {
+				raw += ".gz"
 			}
-			out, errOut, err := cli(t, args...)
-			if err != nil {
-				t.Fatalf("%v\n%s", err, errOut)
+			args := []string{kind, "replay", "--config", config, raw}
+			if _, err := os.Stat(filepath.Join(dir, reconnectName)); err == nil {
+				args = append(args, filepath.Join(dir, reconnectName))
 			}
-			var got []replayedCall
-			for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-				var c replayedCall
-				if err := json.Unmarshal([]byte(line), &c); err != nil {
-					t.Fatalf("line %q: %v", line, err)
-				}
-				got = append(got, c)
-			}
-			var want struct{ Calls []expectedCall }
-			b, err := os.ReadFile(exp)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := json.Unmarshal(b, &want); err != nil {
-				t.Fatal(err)
-			}
-			if len(got) != len(want.Calls) {
-				t.Fatalf("%d calls, want %d:\n%s", len(got), len(want.Calls), out)
-			}
-			// Match by customer (and by order among calls of the same customer).
-			sortCalls := func(cs []replayedCall) {
-				sort.SliceStable(cs, func(i, j int) bool { return cs[i].Customer < cs[j].Customer })
-			}
-			wants := make([]replayedCall, len(want.Calls))
-			for i, w := range want.Calls {
-				wants[i] = w.replayedCall
-				wants[i].DID, wants[i].AnsweredBy = deref(w.DID), deref(w.AnsweredBy)
-			}
-			sortCalls(got)
-			sortCalls(wants)
-			for i := range got {
-				if err := sameCall(got[i], wants[i]); err != nil {
-					t.Errorf("call %d (customer %s): %v", i, wants[i].Customer, err)
-				}
-			}
+			checkReplay(t, exp, args)
 		})
+	}
+}
+
+// checkReplay runs the replay command and compares its calls with expected.json.
+func checkReplay(t *testing.T, exp string, args []string) {
+	t.Helper()
+	out, errOut, err := cli(t, args...)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, errOut)
+	}
+	var got []replayedCall
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var c replayedCall
+		if err := json.Unmarshal([]byte(line), &c); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		got = append(got, c)
+	}
+	var want struct{ Calls []expectedCall }
+	b, err := os.ReadFile(exp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &want); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want.Calls) {
+		t.Fatalf("%d calls, want %d:\n%s", len(got), len(want.Calls), out)
+	}
+	// Match by customer (and by order among calls of the same customer).
+	sortCalls := func(cs []replayedCall) {
+		sort.SliceStable(cs, func(i, j int) bool { return cs[i].Customer < cs[j].Customer })
+	}
+	wants := make([]replayedCall, len(want.Calls))
+	for i, w := range want.Calls {
+		wants[i] = w.replayedCall
+		wants[i].DID, wants[i].AnsweredBy = deref(w.DID), deref(w.AnsweredBy)
+	}
+	sortCalls(got)
+	sortCalls(wants)
+	for i := range got {
+		if err := sameCall(got[i], wants[i]); err != nil {
+			t.Errorf("call %d (customer %s): %v", i, wants[i].Customer, err)
+		}
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"callbridge/internal/asterisk"
 	"callbridge/internal/auth"
 	"callbridge/internal/config"
+	"callbridge/internal/freeswitch"
 	"callbridge/internal/hub"
 	"callbridge/internal/phone"
 	"callbridge/internal/sim"
@@ -226,6 +227,12 @@ func connectors(cfg config.Config, log *slog.Logger) ([]hub.Connector, map[strin
 				return nil, nil, err
 			}
 			out = append(out, a)
+		case config.KindFreeSWITCH:
+			f, err := freeswitch.NewConnector(freeswitchConfig(p), log)
+			if err != nil {
+				return nil, nil, err
+			}
+			out = append(out, f)
 		default:
 			return nil, nil, fmt.Errorf("pbx %s: kind %q not supported", p.ID, p.Kind)
 		}
@@ -255,6 +262,32 @@ func asteriskConfig(p config.PBX) asterisk.Config {
 		OutboundContext:   p.Dialplan.OutboundContext,
 		TransferContext:   p.Dialplan.TransferContext,
 		ConferenceContext: p.Dialplan.ConferenceContext,
+		Members:           p.Members,
+	}
+	if p.TLS {
+		// The operator's choice for a lab PBX with a self-signed certificate.
+		c.TLS = &tls.Config{InsecureSkipVerify: p.TLSInsecure} //nolint:gosec
+	}
+	return c
+}
+
+// freeswitchConfig maps a PBX's configuration onto the FreeSWITCH connector's.
+func freeswitchConfig(p config.PBX) freeswitch.Config {
+	c := freeswitch.Config{
+		ID:      p.ID,
+		Address: p.Address,
+		Login:   freeswitch.Login{Password: string(p.Password), Events: p.Events},
+		Correlator: freeswitch.Options{
+			InternalContexts: p.Dialplan.InternalContexts,
+			ExternalContexts: p.Dialplan.ExternalContexts,
+			Gateways:         p.Dialplan.Gateways,
+			InternalPattern:  p.Dialplan.InternalPattern,
+		},
+		ExtensionChannel:  p.Dialplan.ExtensionChannel,
+		OutboundContext:   p.Dialplan.OutboundContext,
+		TransferContext:   p.Dialplan.TransferContext,
+		ConferenceProfile: p.Dialplan.ConferenceProfile,
+		AgentName:         p.Dialplan.AgentName,
 		Members:           p.Members,
 	}
 	if p.TLS {

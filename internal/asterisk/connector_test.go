@@ -17,10 +17,9 @@ import (
 
 	"callbridge/internal/asterisk/ami"
 	"callbridge/internal/call"
-	"callbridge/internal/hub"
+	"callbridge/internal/hubtest"
 	"callbridge/internal/sim"
 	"callbridge/internal/store"
-	"callbridge/internal/store/sqlite"
 	"callbridge/internal/testutil"
 )
 
@@ -80,60 +79,6 @@ func withID(p *ami.Packet, id string) []byte {
 		kv = append(kv, string(f.Key), v)
 	}
 	return []byte(ami.NewPacket(kv...).String())
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-type hubEnv struct {
-	st   *sqlite.DB
-	h    *hub.Hub
-	logs *syncBuf
-}
-
-func startHub(t *testing.T, conns ...hub.Connector) *hubEnv {
-	t.Helper()
-	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "cb.db"), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncBuf{}
-	h, err := hub.New(hub.Config{Store: st, Connectors: conns, Logger: slog.New(slog.NewTextHandler(logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		st.Close()
-	})
-	return &hubEnv{st: st, h: h, logs: logs}
-}
-
-func (e *hubEnv) calls(t *testing.T) []*call.Call {
-	t.Helper()
-	page, err := e.st.Calls(context.Background(), store.CallFilter{Tenant: store.DefaultTenant, Limit: 1000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return page.Calls
 }
 
 func newTestConnector(t *testing.T, f *fakeAMI, tune func(*Config)) *Connector {
@@ -199,12 +144,12 @@ func TestConnectorReconnectMidCall(t *testing.T) {
 		}
 	}
 	conn := newTestConnector(t, f, nil)
-	e := startHub(t, conn)
+	e := hubtest.Start(t, conn)
 
 	first := <-f.accepted
 	first.send(raw1)
 	testutil.CheckFor(t, 10*time.Second, func() error {
-		cs := e.calls(t)
+		cs := e.Calls(t)
 		if len(cs) != 1 || cs[0].State != call.StateActive {
 			return fmt.Errorf("calls %d", len(cs))
 		}
@@ -230,19 +175,19 @@ func TestConnectorReconnectMidCall(t *testing.T) {
 	}
 
 	testutil.CheckFor(t, 10*time.Second, func() error {
-		cs := e.calls(t)
+		cs := e.Calls(t)
 		if len(cs) != 1 || cs[0].State != call.StateEnded {
 			return fmt.Errorf("%d calls, first %+v", len(cs), cs)
 		}
 		return nil
 	})
-	c := e.calls(t)[0]
+	c := e.Calls(t)[0]
 	if c.Cause == call.CauseLost || c.Disposition != call.DispositionAnswered || c.AnsweredBy != "101" ||
 		c.Customer != "0611000012" || c.Direction != call.DirectionIn || c.TalkS < 19 || c.TalkS > 21 {
 		t.Fatalf("call after the reconnect: %+v", c)
 	}
 	// The link's drop and return are events; both snapshots were taken.
-	if n := strings.Count(e.logs.String(), "call lost"); n != 0 {
+	if n := strings.Count(e.Logs.String(), "call lost"); n != 0 {
 		t.Errorf("%d calls ended as lost", n)
 	}
 	// Each (re)connect published calls.snapshot; the reconnect's held the running call.
@@ -280,7 +225,7 @@ func TestConnectorSurvivesBadPeers(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFakeAMI(t)
 			f.answer = emptyLists
-			logs := &syncBuf{}
+			logs := &hubtest.SyncBuf{}
 			conn := newTestConnector(t, f, func(c *Config) {
 				c.Keepalive = 100 * time.Millisecond
 				c.Session.ActionTimeout = 200 * time.Millisecond
@@ -291,7 +236,7 @@ func TestConnectorSurvivesBadPeers(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			e := startHub(t, conn, other)
+			e := hubtest.Start(t, conn, other)
 			c := <-f.accepted
 			tc.poison(f, c)
 			if tc.name == "server stops answering" {
@@ -313,15 +258,15 @@ func TestConnectorSurvivesBadPeers(t *testing.T) {
 				t.Errorf("reason %q not logged:\n%s", tc.reason, logs.String())
 			}
 			// The simulator's calls kept coming through the same hub.
-			before := e.h.LastSeq()
+			before := e.H.LastSeq()
 			testutil.CheckFor(t, 10*time.Second, func() error {
-				if e.h.LastSeq() <= before+5 {
-					return fmt.Errorf("seq %d", e.h.LastSeq())
+				if e.H.LastSeq() <= before+5 {
+					return fmt.Errorf("seq %d", e.H.LastSeq())
 				}
 				return nil
 			})
 			testutil.CheckFor(t, 10*time.Second, func() error {
-				for _, p := range e.h.PBXs(store.DefaultTenant) {
+				for _, p := range e.H.PBXs(store.DefaultTenant) {
 					if p.ID == "lab" && p.Connected {
 						return nil
 					}
@@ -349,23 +294,7 @@ func TestConnectorTest(t *testing.T) {
 }
 
 // snapshots returns the data of the calls.snapshot events in the log.
-func snapshots(t *testing.T, e *hubEnv) []string {
-	t.Helper()
-	evs, err := e.st.Events(context.Background(), store.EventFilter{Limit: 10000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, ev := range evs {
-		if ev.Type == call.EventSnapshot {
-			if err := ev.Decode(); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, string(ev.Data))
-		}
-	}
-	return out
-}
+func snapshots(t *testing.T, e *hubtest.Env) []string { return e.Events(t, call.EventSnapshot) }
 
 func TestConnectorTLS(t *testing.T) {
 	f, pool := newFakeAMITLS(t)
@@ -374,14 +303,14 @@ func TestConnectorTLS(t *testing.T) {
 	if err := c.Test(context.Background()); err != nil {
 		t.Fatalf("test over TLS: %v", err)
 	}
-	e := startHub(t, c)
+	e := hubtest.Start(t, c)
 	select {
 	case <-f.accepted:
 	case <-time.After(5 * time.Second):
 		t.Fatal("no session over TLS")
 	}
 	testutil.CheckFor(t, 5*time.Second, func() error {
-		for _, p := range e.h.PBXs(store.DefaultTenant) {
+		for _, p := range e.H.PBXs(store.DefaultTenant) {
 			if p.Connected {
 				return nil
 			}

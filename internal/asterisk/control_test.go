@@ -14,6 +14,7 @@ import (
 	"callbridge/internal/asterisk/ami"
 	"callbridge/internal/call"
 	"callbridge/internal/hub"
+	"callbridge/internal/hubtest"
 	"callbridge/internal/store"
 	"callbridge/internal/testutil"
 )
@@ -37,10 +38,10 @@ func lastAction(t *testing.T, f *fakeAMI, name string, after int) *ami.Packet {
 
 // enable waits for the connector to declare ext and enables it for API control, as an
 // administrator does: an Asterisk's extensions start disabled.
-func enable(t *testing.T, e *hubEnv, ext string) {
+func enable(t *testing.T, e *hubtest.Env, ext string) {
 	t.Helper()
 	testutil.CheckFor(t, 5*time.Second, func() error {
-		return e.h.SetExtensionAPI(context.Background(), store.DefaultTenant, ext, true)
+		return e.H.SetExtensionAPI(context.Background(), store.DefaultTenant, ext, true)
 	})
 }
 
@@ -51,7 +52,7 @@ func TestClickToCallKeepsID(t *testing.T) {
 	f := newFakeAMI(t)
 	f.answer = emptyLists
 	conn := newTestConnector(t, f, func(c *Config) { c.OutboundContext = "from-internal-sip" })
-	e := startHub(t, conn)
+	e := hubtest.Start(t, conn)
 	sess := <-f.accepted
 	testutil.CheckFor(t, 5*time.Second, func() error {
 		if _, err := conn.session0(); err != nil {
@@ -61,13 +62,13 @@ func TestClickToCallKeepsID(t *testing.T) {
 	})
 	ctx := context.Background()
 	testutil.CheckFor(t, 5*time.Second, func() error {
-		if _, err := e.h.Originate(ctx, store.DefaultTenant, "101", "0612345678"); !errors.Is(err, hub.ErrNotEnabled) {
+		if _, err := e.H.Originate(ctx, store.DefaultTenant, "101", "0612345678"); !errors.Is(err, hub.ErrNotEnabled) {
 			return fmt.Errorf("originate from an extension not enabled: %v", err)
 		}
 		return nil
 	})
 	enable(t, e, "101")
-	id, err := e.h.Originate(ctx, store.DefaultTenant, "101", "0612345678")
+	id, err := e.H.Originate(ctx, store.DefaultTenant, "101", "0612345678")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +84,7 @@ func TestClickToCallKeepsID(t *testing.T) {
 	}
 	sess.send(bytes.ReplaceAll(raw, []byte("lab-1795239421.207"), []byte(id)))
 	testutil.CheckFor(t, 10*time.Second, func() error {
-		c, err := e.st.Call(ctx, store.DefaultTenant, id)
+		c, err := e.St.Call(ctx, store.DefaultTenant, id)
 		if err != nil {
 			return err
 		}
@@ -92,12 +93,12 @@ func TestClickToCallKeepsID(t *testing.T) {
 		}
 		return nil
 	})
-	c, _ := e.st.Call(ctx, store.DefaultTenant, id)
+	c, _ := e.St.Call(ctx, store.DefaultTenant, id)
 	if c.Direction != call.DirectionOut || c.Customer != "0612345678" || c.AnsweredBy != "101" ||
 		c.Disposition != call.DispositionAnswered || c.TalkS < 5.5 || c.TalkS > 7.5 || c.ConnectedS < 8.5 || c.ConnectedS > 10.5 {
 		t.Fatalf("click-to-call: %+v", c)
 	}
-	if n := len(e.calls(t)); n != 1 {
+	if n := len(e.Calls(t)); n != 1 {
 		t.Fatalf("%d calls, want the one", n)
 	}
 }
@@ -108,7 +109,7 @@ func TestControlActions(t *testing.T) {
 	f := newFakeAMI(t)
 	f.answer = emptyLists
 	conn := newTestConnector(t, f, func(c *Config) { c.TransferContext = "from-internal-sip" })
-	e := startHub(t, conn)
+	e := hubtest.Start(t, conn)
 	sess := <-f.accepted
 	raw, err := os.ReadFile(filepath.Join(fixtures, "S01-sip-inbound-answered", "ami.raw"))
 	if err != nil {
@@ -122,7 +123,7 @@ func TestControlActions(t *testing.T) {
 	ctx := context.Background()
 	var id string
 	testutil.CheckFor(t, 5*time.Second, func() error {
-		cs := e.calls(t)
+		cs := e.Calls(t)
 		if len(cs) != 1 || cs[0].State != call.StateActive {
 			return fmt.Errorf("%d calls", len(cs))
 		}
@@ -151,7 +152,7 @@ func TestControlActions(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			n := len(f.received())
 			tt.cmd.CallID = id
-			err := e.h.Control(ctx, store.DefaultTenant, tt.cmd)
+			err := e.H.Control(ctx, store.DefaultTenant, tt.cmd)
 			if tt.err != nil {
 				if !errors.Is(err, tt.err) {
 					t.Fatalf("err %v, want %v", err, tt.err)
@@ -172,7 +173,7 @@ func TestControlActions(t *testing.T) {
 	t.Run("answer asks the phone", func(t *testing.T) {
 		// Straight to the connector: the hub lets only a ringing call be answered.
 		n := len(f.received())
-		c, _ := e.st.Call(ctx, store.DefaultTenant, id)
+		c, _ := e.St.Call(ctx, store.DefaultTenant, id)
 		if err := conn.Control(ctx, hub.Command{Action: hub.ActionAnswer, PBXCallID: c.PBXCallID, Extension: "101"}); err != nil {
 			t.Fatal(err)
 		}
@@ -185,7 +186,7 @@ func TestControlActions(t *testing.T) {
 		f.mu.Lock()
 		f.answer = func(c *fakeConn, p *ami.Packet) { c.reply(p, "Response", "Error", "Message", "No such channel") }
 		f.mu.Unlock()
-		err := e.h.Control(ctx, store.DefaultTenant, hub.Command{Action: hub.ActionHangup, CallID: id})
+		err := e.H.Control(ctx, store.DefaultTenant, hub.Command{Action: hub.ActionHangup, CallID: id})
 		if !errors.Is(err, ErrActionFailed) || !strings.Contains(err.Error(), "No such channel") {
 			t.Fatalf("err %v", err)
 		}

@@ -109,15 +109,19 @@ type PBX struct {
 	// Seed makes the simulator repeatable (0: random).
 	Seed int64 `yaml:"seed"`
 
-	// Address is the PBX's manager interface, host:port (Asterisk AMI: 5038).
+	// Address is the PBX's manager interface, host:port (Asterisk AMI: 5038,
+	// FreeSWITCH event socket: 8021).
 	Address string `yaml:"address"`
+	// Password logs in to FreeSWITCH's event socket (event_socket.conf.xml).
+	Password Secret `yaml:"password"`
 	// Username and Secret log in to the manager interface.
 	Username string `yaml:"username"`
 	Secret   Secret `yaml:"secret"`
 	// MD5 logs in with a challenge, so the secret never crosses the wire.
 	MD5 bool `yaml:"md5"`
 	// Events is the event classes to receive (AMI Login's Events: "on", or a list
-	// such as "call,agent,cdr,dialplan"): a filter on a busy PBX.
+	// such as "call,agent,cdr,dialplan"; FreeSWITCH's event command: "plain ALL",
+	// "json ALL"): a filter on a busy PBX.
 	Events string `yaml:"events"`
 	// TLS connects with TLS; TLSInsecure skips certificate verification (a lab PBX
 	// with a self-signed certificate).
@@ -139,9 +143,13 @@ type Dialplan struct {
 	ExternalContexts []string `yaml:"external_contexts"`
 	// Trunks are channel prefixes of trunks ("PJSIP/trunk").
 	Trunks []string `yaml:"trunks"`
+	// Gateways are FreeSWITCH sofia gateways that are trunks: their channels
+	// (sofia/gateway/NAME/…) are the outside world.
+	Gateways []string `yaml:"gateways"`
 	// InternalPattern matches internal numbers (default: 2 to 5 digits).
 	InternalPattern string `yaml:"internal_pattern"`
-	// ExtensionChannel reaches an extension: "PJSIP/{ext}", "Local/{ext}@phones".
+	// ExtensionChannel reaches an extension: "PJSIP/{ext}", "Local/{ext}@phones",
+	// FreeSWITCH "user/{ext}" (the default there).
 	ExtensionChannel string `yaml:"extension_channel"`
 	// OutboundContext is where a click-to-call dials the customer.
 	OutboundContext string `yaml:"outbound_context"`
@@ -149,6 +157,12 @@ type Dialplan struct {
 	TransferContext string `yaml:"transfer_context"`
 	// ConferenceContext is where a conference room number is dialled (ConfBridge).
 	ConferenceContext string `yaml:"conference_context"`
+	// ConferenceProfile is the mod_conference profile of the rooms callbridge opens
+	// on FreeSWITCH (default "default").
+	ConferenceProfile string `yaml:"conference_profile"`
+	// AgentName is an extension's mod_callcenter agent name on FreeSWITCH
+	// (default "{ext}@default").
+	AgentName string `yaml:"agent_name"`
 }
 
 // Secret is a configuration value that must never be printed.
@@ -167,8 +181,9 @@ func (s Secret) GoString() string { return s.String() }
 
 // Kinds of PBX this build can connect to.
 const (
-	KindSim      = "sim"
-	KindAsterisk = "asterisk"
+	KindSim        = "sim"
+	KindAsterisk   = "asterisk"
+	KindFreeSWITCH = "freeswitch"
 )
 
 // DefaultSimRate is the simulator's pace when nothing sets one: a call every two
@@ -349,21 +364,34 @@ func (c *Config) Validate() error {
 			if p.Username == "" {
 				bad("pbx[%d] %s: username is required", i, p.ID)
 			}
-			if p.Dialplan.InternalPattern != "" {
-				if _, err := regexp.Compile(p.Dialplan.InternalPattern); err != nil {
-					bad("pbx[%d] %s: dialplan.internal_pattern: %v", i, p.ID, err)
-				}
+			p.validateDialplan(i, bad)
+		case KindFreeSWITCH:
+			if _, _, err := net.SplitHostPort(p.Address); err != nil {
+				bad("pbx[%d] %s: address %q: want host:port (the event socket listens on 8021)", i, p.ID, p.Address)
 			}
-			if ch := p.Dialplan.ExtensionChannel; ch != "" && !strings.Contains(ch, "{ext}") {
-				bad("pbx[%d] %s: dialplan.extension_channel %q must contain {ext}", i, p.ID, ch)
+			if p.Password == "" {
+				bad("pbx[%d] %s: password is required (event_socket.conf.xml)", i, p.ID)
 			}
+			p.validateDialplan(i, bad)
 		case "":
 			bad("pbx[%d] %s: kind is required", i, p.ID)
 		default:
-			bad("pbx[%d] %s: kind %q is not supported by this build (supported: sim, asterisk)", i, p.ID, p.Kind)
+			bad("pbx[%d] %s: kind %q is not supported by this build (supported: sim, asterisk, freeswitch)", i, p.ID, p.Kind)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validateDialplan checks the dialplan conventions a PBX connector compiles.
+func (p *PBX) validateDialplan(i int, bad func(string, ...any)) {
+	if p.Dialplan.InternalPattern != "" {
+		if _, err := regexp.Compile(p.Dialplan.InternalPattern); err != nil {
+			bad("pbx[%d] %s: dialplan.internal_pattern: %v", i, p.ID, err)
+		}
+	}
+	if ch := p.Dialplan.ExtensionChannel; ch != "" && !strings.Contains(ch, "{ext}") {
+		bad("pbx[%d] %s: dialplan.extension_channel %q must contain {ext}", i, p.ID, ch)
+	}
 }
 
 func (c *Config) validateCORS(bad func(string, ...any)) {

@@ -65,6 +65,9 @@ func TestLoadRejects(t *testing.T) {
 		{"bad env rate", "", map[string]string{"CALLBRIDGE_SIM_RATE": "fast"}, "CALLBRIDGE_SIM_RATE"},
 		{"negative rate", "pbx: [{id: a, kind: sim, rate: -1}]\n", nil, "rate -1"},
 		{"bad level", "log_level: loud\n", nil, "log_level"},
+		{"freeswitch without password", "pbx: [{id: fs, kind: freeswitch, address: 127.0.0.1:8021}]\n", nil, "password is required"},
+		{"freeswitch bad address", "pbx: [{id: fs, kind: freeswitch, address: pbx, password: x}]\n", nil, "the event socket listens on 8021"},
+		{"freeswitch bad channel", "pbx: [{id: fs, kind: freeswitch, address: 127.0.0.1:8021, password: x, dialplan: {extension_channel: user/101}}]\n", nil, "must contain {ext}"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -83,17 +86,17 @@ func TestLoadRejects(t *testing.T) {
 
 func TestSecretsNeverPrinted(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "cb.yaml")
-	os.WriteFile(path, []byte("pbx:\n  - {id: office, kind: asterisk, address: 127.0.0.1:5038, username: cti, secret: hunter2}\n"), 0o600)
+	os.WriteFile(path, []byte("pbx:\n  - {id: office, kind: asterisk, address: 127.0.0.1:5038, username: cti, secret: hunter2}\n  - {id: fs, kind: freeswitch, address: 127.0.0.1:8021, password: labsecret}\n"), 0o600)
 	c, err := Load(path, env(nil), Overrides{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.PBX[0].Secret != "hunter2" {
-		t.Fatalf("secret not loaded: %q", string(c.PBX[0].Secret))
+	if c.PBX[0].Secret != "hunter2" || c.PBX[1].Password != "labsecret" {
+		t.Fatalf("secrets not loaded: %q %q", string(c.PBX[0].Secret), string(c.PBX[1].Password))
 	}
 	for _, format := range []string{"%v", "%+v", "%#v", "%s"} {
-		if s := fmt.Sprintf(format, c); strings.Contains(s, "hunter2") {
-			t.Errorf("%s prints the secret: %s", format, s)
+		if s := fmt.Sprintf(format, c); strings.Contains(s, "hunter2") || strings.Contains(s, "labsecret") {
+			t.Errorf("%s prints a secret: %s", format, s)
 		}
 	}
 }

@@ -425,9 +425,11 @@ func unhex(c byte) (byte, bool) {
 	return 0, false
 }
 
-// fill reads more bytes. It first makes room: it grows the buffer when the message in
-// progress (its announced body included) cannot fit, and moves the bytes still needed
-// to the front when the free tail runs short.
+// fill reads more bytes. It first makes room: it moves the bytes still needed to the
+// front when the free tail runs short, and grows the buffer when it is full and the
+// message in progress (its announced body included) needs more. The buffer grows by
+// doubling as the bytes come, not to the announced length at once: a peer announcing
+// 8 MiB and sending nothing costs nothing.
 func (r *Reader) fill() error {
 	if r.rerr != nil {
 		err := r.rerr
@@ -442,15 +444,16 @@ func (r *Reader) fill() error {
 	if r.state == stBody {
 		need = r.hdrEnd + r.bodyLen - base
 	}
-	switch {
-	case need > len(r.buf):
-		nb := make([]byte, need+r.maxHeaders+r.maxLine)
-		copy(nb, r.buf[base:r.w])
-		r.buf = nb
-		r.rebase(base)
-	case base > 0 && (len(r.buf)-r.w < len(r.buf)/2 || base+need > len(r.buf)):
+	if base > 0 && (len(r.buf)-r.w < len(r.buf)/2 || base+need > len(r.buf)) {
 		copy(r.buf, r.buf[base:r.w])
 		r.rebase(base)
+	}
+	if r.w == len(r.buf) && need > len(r.buf) {
+		// Room for the whole message and the next one's headers, at most.
+		nb := make([]byte, min(2*len(r.buf), need+r.maxHeaders+r.maxLine))
+		copy(nb, r.buf[:r.w])
+		r.buf = nb
+		r.rebase(0)
 	}
 	if r.w == len(r.buf) {
 		// The limits make this unreachable; fail rather than spin.

@@ -388,3 +388,54 @@ func TestUnescape(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// TestBodyGrowsAsItComes: a peer that announces a large body and sends little of it
+// must not make the reader allocate the announced size up front; the body, once it
+// all arrives, still reads whole.
+func TestBodyGrowsAsItComes(t *testing.T) {
+	const n = 6 << 20
+	errWait := errors.New("no more bytes yet")
+	src := &chunks{err: errWait, parts: [][]byte{
+		[]byte("Content-Type: api/response\nContent-Length: " + strconv.Itoa(n) + "\n\n"),
+		bytes.Repeat([]byte("x"), 2000),
+	}}
+	rd := NewReader(src)
+	start := len(rd.buf)
+	if _, err := rd.Next(); !errors.Is(err, errWait) {
+		t.Fatalf("Next = %v, want the source's %v", err, errWait)
+	}
+	if got := len(rd.buf); got > start {
+		t.Fatalf("buffer grew to %d bytes for 2,000 bytes of a %d-byte body (started at %d)", got, n, start)
+	}
+	src.err = io.EOF
+	for left := n - 2000; left > 0; left -= 64 << 10 {
+		src.parts = append(src.parts, bytes.Repeat([]byte("y"), min(left, 64<<10)))
+	}
+	msg, err := rd.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msg.Body()) != n {
+		t.Fatalf("body %d bytes, want %d", len(msg.Body()), n)
+	}
+	if got := len(rd.buf); got > 2*n {
+		t.Fatalf("buffer %d bytes for a %d-byte body", got, n)
+	}
+}
+
+// chunks reads its parts one by one, then returns err.
+type chunks struct {
+	parts [][]byte
+	err   error
+}
+
+func (c *chunks) Read(p []byte) (int, error) {
+	if len(c.parts) == 0 {
+		return 0, c.err
+	}
+	n := copy(p, c.parts[0])
+	if c.parts[0] = c.parts[0][n:]; len(c.parts[0]) == 0 {
+		c.parts = c.parts[1:]
+	}
+	return n, nil
+}

@@ -10,39 +10,50 @@ import (
 	"path/filepath"
 	"slices"
 
+	"bufio"
+	"compress/gzip"
+
 	"callbridge/internal/asterisk"
 	"callbridge/internal/config"
+	"callbridge/internal/freeswitch"
 	"callbridge/internal/hub"
 	"callbridge/internal/phone"
 	"callbridge/internal/store"
 	"callbridge/internal/store/sqlite"
 )
 
-// asteriskTool is `callbridge asterisk replay <ami.raw> [<ami-after-reconnect.raw>]`:
-// recorded AMI bytes through the real correlator, hub and store, printing the calls
-// callbridge makes of them, one JSON object per line, oldest first.
-func asteriskTool(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// replayer is a connector that plays recordings and says when it is through.
+type replayer interface {
+	hub.Connector
+	Done() <-chan struct{}
+	Err() error
+}
+
+// replayTool is `callbridge asterisk|freeswitch replay <recording> [<after-reconnect>]`:
+// recorded PBX traffic through the real correlator, hub and store, printing the
+// calls callbridge makes of it, one JSON object per line, oldest first. --config
+// takes the file `serve` does; its first PBX of the kind gives the conventions.
+func replayTool(ctx context.Context, kind string, args []string, stdout, stderr io.Writer) error {
 	var cf commonFlags
-	fs := newFlagSet("asterisk", stderr, &cf)
+	fs := newFlagSet(kind, stderr, &cf)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) < 2 || pos[0] != "replay" || len(pos) > 3 {
-		return fmt.Errorf("usage: callbridge asterisk replay [--config FILE] <ami.raw> [<ami-after-reconnect.raw>]")
+		return fmt.Errorf("usage: callbridge %s replay [--config FILE] <recording> [<recording-after-reconnect>]", kind)
 	}
-	opts := asterisk.Options{PBX: "asterisk"}
 	region := config.Default().Region
+	var pbx *config.PBX
 	if cf.config != "" {
 		cfg, err := cf.load()
 		if err != nil {
 			return err
 		}
 		region = cfg.Region
-		for _, p := range cfg.PBX {
-			if p.Kind == config.KindAsterisk {
-				opts = asteriskConfig(p).Correlator
-				opts.PBX = p.ID
+		for i := range cfg.PBX {
+			if cfg.PBX[i].Kind == kind {
+				pbx = &cfg.PBX[i]
 				break
 			}
 		}
@@ -54,9 +65,31 @@ func asteriskTool(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			return err
 		}
 		defer f.Close()
-		files = append(files, f)
+		r, err := maybeGunzip(f)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		files = append(files, r)
 	}
-	rep, err := asterisk.NewReplay(opts, files...)
+	var rep replayer
+	switch kind {
+	case config.KindAsterisk:
+		opts := asterisk.Options{PBX: kind}
+		if pbx != nil {
+			opts = asteriskConfig(*pbx).Correlator
+			opts.PBX = pbx.ID
+		}
+		rep, err = asterisk.NewReplay(opts, files...)
+	case config.KindFreeSWITCH:
+		opts := freeswitch.Options{PBX: kind}
+		if pbx != nil {
+			opts = freeswitchConfig(*pbx).Correlator
+			opts.PBX = pbx.ID
+		}
+		rep, err = freeswitch.NewReplay(opts, files...)
+	default:
+		err = fmt.Errorf("no replay for %q", kind)
+	}
 	if err != nil {
 		return err
 	}
@@ -118,4 +151,13 @@ func asteriskTool(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		fmt.Fprintf(stdout, "%s\n", c)
 	}
 	return nil
+}
+
+// maybeGunzip reads a gzipped recording (esl.raw.gz) as its plain bytes.
+func maybeGunzip(f io.Reader) (io.Reader, error) {
+	br := bufio.NewReaderSize(f, 64<<10)
+	if magic, err := br.Peek(2); err == nil && magic[0] == 0x1f && magic[1] == 0x8b {
+		return gzip.NewReader(br)
+	}
+	return br, nil
 }

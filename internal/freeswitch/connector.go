@@ -1,0 +1,533 @@
+package freeswitch
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"callbridge/internal/call"
+	"callbridge/internal/freeswitch/esl"
+	"callbridge/internal/hub"
+)
+
+// Config is one FreeSWITCH connection.
+type Config struct {
+	// ID is the PBX id of configuration.
+	ID string
+	// Address is the event socket's host:port (8021).
+	Address string
+	// TLS, when set, connects with TLS (a stunnel in front of the event socket).
+	TLS   *tls.Config
+	Login Login
+	// Correlator holds the dialplan conventions, for direction.
+	Correlator Options
+	// ExtensionChannel reaches an extension; "{ext}" is replaced (default user/{ext}).
+	ExtensionChannel string
+	// OutboundContext is the XML dialplan context where click-to-call dials the
+	// customer (default "default").
+	OutboundContext string
+	// TransferContext is where transfers dial their target (default OutboundContext).
+	TransferContext string
+	// ConferenceProfile is the mod_conference profile of rooms callbridge opens
+	// (default "default").
+	ConferenceProfile string
+	// AgentName names an extension's mod_callcenter agent; "{ext}" is replaced
+	// (default {ext}@default). Names the PBX reports in callcenter::info win.
+	AgentName string
+	// Members are the PBX's extensions when the directory cannot be listed.
+	Members []string
+	// Keepalive is the interval of the probe command on a quiet link (default 20 s).
+	Keepalive time.Duration
+	// BackoffMin and BackoffMax bound the wait between reconnection attempts
+	// (default 500 ms and 30 s); the wait doubles per failure, with jitter.
+	BackoffMin, BackoffMax time.Duration
+	// Session tunes each connection.
+	Session SessionOptions
+	// Dial opens the TCP connection (default a net.Dialer with a 10 s timeout).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// Connector is callbridge's connection to one FreeSWITCH: it keeps an event socket
+// session up, feeds the correlator and the hub, and carries control commands back as
+// API commands.
+type Connector struct {
+	cfg Config
+	log *slog.Logger
+
+	// mu guards the correlator, the originate ids, the agent names and the clock:
+	// the session's reader goroutine and the connector's goroutine both use them.
+	mu         sync.Mutex
+	corr       *Correlator
+	buf        []call.Update
+	originated map[string]string // preset channel uuid → callbridge call id
+	agents     map[string]string // extension → callcenter agent name the PBX reported
+	// clockEvt is the newest Event-Date-Timestamp and clockWall when it was read:
+	// the PBX's clock, carried forward by ours, times what carries no timestamp
+	// (the snapshot's end, a failed originate).
+	clockEvt, clockWall time.Time
+
+	smu  sync.Mutex
+	sess *Session
+	sink hub.Sink
+
+	// jobs are the background commands (click-to-call) waiting for their result;
+	// Run waits for them before it returns.
+	jobs sync.WaitGroup
+}
+
+// NewConnector checks cfg and builds a connector; it does not connect until Run.
+func NewConnector(cfg Config, log *slog.Logger) (*Connector, error) {
+	if cfg.ID == "" {
+		return nil, errors.New("freeswitch: connector needs an id")
+	}
+	if _, _, err := net.SplitHostPort(cfg.Address); err != nil {
+		return nil, fmt.Errorf("freeswitch: %s: address %q: %w", cfg.ID, cfg.Address, err)
+	}
+	if cfg.ExtensionChannel == "" {
+		cfg.ExtensionChannel = "user/{ext}"
+	}
+	if !strings.Contains(cfg.ExtensionChannel, "{ext}") {
+		return nil, fmt.Errorf("freeswitch: %s: extension channel %q has no {ext}", cfg.ID, cfg.ExtensionChannel)
+	}
+	if cfg.AgentName == "" {
+		cfg.AgentName = "{ext}@default"
+	}
+	if cfg.OutboundContext == "" {
+		cfg.OutboundContext = "default"
+	}
+	if cfg.TransferContext == "" {
+		cfg.TransferContext = cfg.OutboundContext
+	}
+	if cfg.ConferenceProfile == "" {
+		cfg.ConferenceProfile = "default"
+	}
+	for name, v := range map[string]string{"outbound context": cfg.OutboundContext, "transfer context": cfg.TransferContext,
+		"conference profile": cfg.ConferenceProfile, "extension channel": cfg.ExtensionChannel, "agent name": cfg.AgentName} {
+		// These become words of API commands: a space would shift the arguments.
+		if strings.ContainsAny(v, " \t\r\n'") {
+			return nil, fmt.Errorf("freeswitch: %s: %s %q must not contain spaces or quotes", cfg.ID, name, v)
+		}
+	}
+	if cfg.Keepalive <= 0 {
+		cfg.Keepalive = 20 * time.Second
+	}
+	if cfg.BackoffMin <= 0 {
+		cfg.BackoffMin = 500 * time.Millisecond
+	}
+	if cfg.BackoffMax < cfg.BackoffMin {
+		cfg.BackoffMax = max(30*time.Second, cfg.BackoffMin)
+	}
+	if cfg.Dial == nil {
+		d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+		cfg.Dial = d.DialContext
+	}
+	cfg.Correlator.PBX = cfg.ID
+	corr, err := NewCorrelator(cfg.Correlator)
+	if err != nil {
+		return nil, fmt.Errorf("freeswitch: %s: %w", cfg.ID, err)
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Connector{cfg: cfg, log: log.With("pbx", cfg.ID), corr: corr,
+		originated: map[string]string{}, agents: map[string]string{}}, nil
+}
+
+// ID is the PBX id.
+func (c *Connector) ID() string { return c.cfg.ID }
+
+// Kind names the PBX kind, as in configuration.
+func (c *Connector) Kind() string { return "freeswitch" }
+
+// Run keeps a session up until ctx ends, reconnecting with exponential backoff and
+// jitter; every session starts with a snapshot that reconciles the hub.
+func (c *Connector) Run(ctx context.Context, sink hub.Sink) error {
+	c.smu.Lock()
+	c.sink = sink
+	c.smu.Unlock()
+	defer c.jobs.Wait()
+	failures := 0
+	for ctx.Err() == nil {
+		connected, err := c.session(ctx, sink)
+		if ctx.Err() != nil {
+			if connected {
+				sink.Disconnected(c.cfg.ID, context.Cause(ctx), time.Now())
+			}
+			return nil
+		}
+		if connected {
+			failures = 0
+			sink.Disconnected(c.cfg.ID, err, time.Now())
+		}
+		failures++
+		wait := c.backoff(failures)
+		c.log.Warn("freeswitch connection down; reconnecting", "reason", err, "in", wait.Round(time.Millisecond), "attempt", failures)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// backoff is the wait before attempt n: doubling from BackoffMin up to BackoffMax,
+// with "equal jitter" (half fixed, half random) so many gateways do not reconnect to
+// a restarted PBX in lockstep.
+func (c *Connector) backoff(n int) time.Duration {
+	d := c.cfg.BackoffMin
+	for i := 1; i < n && d < c.cfg.BackoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, c.cfg.BackoffMax)
+	return d/2 + rand.N(d/2+1)
+}
+
+func (c *Connector) dial(ctx context.Context) (net.Conn, error) {
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := c.cfg.Dial(dctx, "tcp", c.cfg.Address)
+	if err != nil {
+		return nil, fmt.Errorf("freeswitch: dial %s: %w", c.cfg.Address, err)
+	}
+	if c.cfg.TLS != nil {
+		cfg := c.cfg.TLS.Clone()
+		if cfg.ServerName == "" {
+			cfg.ServerName, _, _ = net.SplitHostPort(c.cfg.Address)
+		}
+		tc := tls.Client(conn, cfg)
+		if err := tc.HandshakeContext(dctx); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("freeswitch: tls %s: %w", c.cfg.Address, err)
+		}
+		conn = tc
+	}
+	return conn, nil
+}
+
+// session runs one connection: dial, authenticate, snapshot, then events until the
+// session or ctx ends. connected says whether the hub was told the link is up.
+func (c *Connector) session(ctx context.Context, sink hub.Sink) (connected bool, err error) {
+	conn, err := c.dial(ctx)
+	if err != nil {
+		return false, err
+	}
+	// The snapshot begins before the subscription: events follow it at once, and
+	// the correlator must know they arrive while it reconciles.
+	c.mu.Lock()
+	c.corr.BeginSnapshot()
+	c.mu.Unlock()
+	raw, _ := sink.(hub.RawSink)
+	handler := func(e *esl.Event, arrival time.Time) {
+		c.mu.Lock()
+		if ts, ok := eventTime(e); ok {
+			c.clockEvt, c.clockWall = ts, arrival
+		}
+		at := c.pbxTime(arrival)
+		c.buf = c.corr.Feed(c.buf[:0], e, at)
+		ups := c.withIDs(c.buf)
+		st, ok := presence(c.cfg.ID, c.corr, c.agents, e, at)
+		c.mu.Unlock()
+		for _, u := range ups {
+			sink.Update(u)
+		}
+		if ok {
+			sink.Status(st)
+		}
+		if raw != nil && raw.RawWanted(c.cfg.ID) {
+			raw.Raw(c.cfg.ID, rawEvent(c.cfg.ID, e, at))
+		}
+	}
+	octx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	s, err := Open(octx, conn, c.cfg.Login, c.cfg.Session, handler)
+	cancel()
+	if err != nil {
+		return false, err
+	}
+	defer s.Close()
+	c.setSession(s)
+	defer c.setSession(nil)
+	c.log.Info("freeswitch connected", "address", c.cfg.Address)
+
+	if err := c.snapshot(ctx, s, sink); err != nil {
+		return false, err
+	}
+	c.members(ctx, s, sink)
+
+	probe := time.NewTicker(c.cfg.Keepalive)
+	defer probe.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return true, ctx.Err()
+		case <-s.Done():
+			return true, s.Err()
+		case <-probe.C:
+			// The event socket has no ping: a cheap command proves the PBX answers.
+			pctx, cancel := context.WithTimeout(ctx, c.cfg.Keepalive)
+			_, err := s.API(pctx, "uptime s")
+			cancel()
+			if err != nil && !errors.Is(err, ErrCommandFailed) && ctx.Err() == nil {
+				s.fail(fmt.Errorf("freeswitch: keepalive: %w", err))
+			}
+		}
+	}
+}
+
+// snapshot asks FreeSWITCH which channels and calls exist now and reconciles: the
+// correlator holds what it heard since BeginSnapshot, and EndSnapshot says which
+// calls survive.
+func (c *Connector) snapshot(ctx context.Context, s *Session, sink hub.Sink) error {
+	for _, cmd := range []string{"show channels as json", "show calls as json"} {
+		body, err := s.API(ctx, cmd)
+		if err != nil {
+			return fmt.Errorf("freeswitch: snapshot: %w", err)
+		}
+		c.mu.Lock()
+		err = c.corr.Snapshot(body)
+		c.mu.Unlock()
+		if err != nil {
+			return fmt.Errorf("freeswitch: snapshot: %s: %w", cmd, err)
+		}
+	}
+	c.mu.Lock()
+	now := c.pbxTime(time.Now())
+	alive, out := c.corr.EndSnapshot(c.buf[:0], now)
+	c.buf = out
+	ups := c.withIDs(out)
+	c.mu.Unlock()
+	sink.Connected(c.cfg.ID, alive, now)
+	for _, u := range ups {
+		sink.Update(u)
+	}
+	sink.Synced(c.cfg.ID, now)
+	c.registrations(ctx, s, sink, now)
+	return nil
+}
+
+// members tells the hub the PBX's extensions: from configuration, else from the
+// user directory (list_users), numbers outside the internal pattern left out.
+func (c *Connector) members(ctx context.Context, s *Session, sink hub.Sink) {
+	var exts []hub.Extension
+	seen := map[string]bool{}
+	add := func(n, name string) {
+		if n != "" && !seen[n] && c.corr.Internal(n) {
+			seen[n] = true
+			exts = append(exts, hub.Extension{Number: n, Name: name})
+		}
+	}
+	for _, m := range c.cfg.Members {
+		add(m, "")
+	}
+	if len(c.cfg.Members) == 0 {
+		body, err := s.API(ctx, "list_users")
+		if err != nil {
+			c.log.Info("cannot list directory users; members come from configuration only", "err", err)
+		}
+		for _, u := range parseUsers(body) {
+			add(u.id, u.name)
+		}
+	}
+	if len(exts) > 0 {
+		sink.Extensions(c.cfg.ID, exts)
+	}
+}
+
+// registrations reports the extensions registered now as extension.status, so a
+// panel is right from the start rather than from the next REGISTER.
+func (c *Connector) registrations(ctx context.Context, s *Session, sink hub.Sink, at time.Time) {
+	body, err := s.API(ctx, "show registrations as json")
+	if err != nil {
+		c.log.Info("cannot list registrations", "err", err)
+		return
+	}
+	for _, ext := range parseRegistrations(body) {
+		if c.corr.Internal(ext) {
+			sink.Status(hub.Status{PBX: c.cfg.ID, Type: call.EventExtStatus, Extension: ext, Status: "registered", Time: at})
+		}
+	}
+}
+
+// withIDs gives a click-to-call's first update the id callbridge answered with: the
+// originate preset the agent channel's uuid, which is the call's PBX id (c.mu held).
+func (c *Connector) withIDs(ups []call.Update) []call.Update {
+	if len(ups) == 0 {
+		return nil
+	}
+	out := make([]call.Update, len(ups))
+	copy(out, ups)
+	if len(c.originated) == 0 {
+		return out
+	}
+	for i := range out {
+		if id, ok := c.originated[out[i].PBXCallID]; ok && out[i].Kind == call.KindRing {
+			out[i].CallID = id
+			delete(c.originated, out[i].PBXCallID)
+		}
+	}
+	return out
+}
+
+func (c *Connector) setSession(s *Session) {
+	c.smu.Lock()
+	c.sess = s
+	c.smu.Unlock()
+}
+
+func (c *Connector) session0() (*Session, hub.Sink, error) {
+	c.smu.Lock()
+	defer c.smu.Unlock()
+	if c.sess == nil {
+		return nil, nil, fmt.Errorf("freeswitch: %s: %w", c.cfg.ID, ErrNotConnected)
+	}
+	return c.sess, c.sink, nil
+}
+
+// ErrNotConnected: a command came while the event socket is down.
+var ErrNotConnected = errors.New("freeswitch: not connected")
+
+// Test opens a separate session, authenticates without subscribing to anything,
+// asks for the uptime and leaves: it proves the address, the password and that the
+// switch answers, without touching the running link.
+func (c *Connector) Test(ctx context.Context) error {
+	conn, err := c.dial(ctx)
+	if err != nil {
+		return err
+	}
+	s, err := Open(ctx, conn, Login{Password: c.cfg.Login.Password, Events: "plain HEARTBEAT"}, c.cfg.Session, nil)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	_, err = s.API(ctx, "uptime s")
+	return err
+}
+
+// pbxTime is the PBX's time now, as far as its events tell (c.mu held).
+func (c *Connector) pbxTime(wall time.Time) time.Time {
+	if c.clockEvt.IsZero() {
+		return wall
+	}
+	return c.clockEvt.Add(max(wall.Sub(c.clockWall), 0))
+}
+
+// eventTime is an event's Event-Date-Timestamp (microseconds since the epoch).
+func eventTime(e *esl.Event) (time.Time, bool) {
+	us, err := strconv.ParseInt(string(e.GetBytes("Event-Date-Timestamp")), 10, 64)
+	if err != nil || us <= 0 {
+		return time.Time{}, false
+	}
+	return time.UnixMicro(us), true
+}
+
+// rawEvent encodes an event as a pbx.raw event: a JSON event's own object, a plain
+// event's headers as an object, a repeated header as an array of its values in
+// order, the event's body as "_body" (as FreeSWITCH's JSON format has it).
+func rawEvent(pbx string, e *esl.Event, at time.Time) []byte {
+	var data json.RawMessage
+	if e.IsJSON() {
+		data = json.RawMessage(e.JSON())
+	} else {
+		fields := make(map[string]any, len(e.Fields())+1)
+		for _, f := range e.Fields() {
+			k, v := string(f.Key), string(f.Value)
+			switch prev := fields[k].(type) {
+			case nil:
+				fields[k] = v
+			case string:
+				fields[k] = []string{prev, v}
+			case []string:
+				fields[k] = append(prev, v)
+			}
+		}
+		if b := e.Body(); len(b) > 0 {
+			fields["_body"] = string(b)
+		}
+		data, _ = json.Marshal(fields)
+	}
+	b, err := json.Marshal(struct {
+		Type call.EventType  `json:"type"`
+		PBX  string          `json:"pbx"`
+		Time time.Time       `json:"time"`
+		Data json.RawMessage `json:"data"`
+	}{call.EventRaw, pbx, at.UTC(), data})
+	if err != nil {
+		// Only an invalid JSON event gets here: pass its text as a string.
+		b, _ = json.Marshal(struct {
+			Type call.EventType `json:"type"`
+			PBX  string         `json:"pbx"`
+			Time time.Time      `json:"time"`
+			Data string         `json:"data"`
+		}{call.EventRaw, pbx, at.UTC(), string(e.JSON())})
+	}
+	return b
+}
+
+// user is one line of list_users.
+type user struct{ id, name string }
+
+// parseUsers reads list_users output: a header line
+// "userid|context|domain|group|contact|callgroup|effective_caller_id_name|…", one
+// line per user and group membership, then "+OK".
+func parseUsers(body []byte) []user {
+	lines := strings.Split(string(body), "\n")
+	if len(lines) == 0 {
+		return nil
+	}
+	cols := strings.Split(strings.TrimSpace(lines[0]), "|")
+	idCol, nameCol := -1, -1
+	for i, c := range cols {
+		switch c {
+		case "userid":
+			idCol = i
+		case "effective_caller_id_name":
+			nameCol = i
+		}
+	}
+	if idCol < 0 {
+		return nil
+	}
+	var out []user
+	for _, l := range lines[1:] {
+		f := strings.Split(strings.TrimSpace(l), "|")
+		if len(f) <= idCol || f[idCol] == "" {
+			continue
+		}
+		u := user{id: f[idCol]}
+		if nameCol >= 0 && nameCol < len(f) {
+			u.name = f[nameCol]
+		}
+		out = append(out, u)
+	}
+	return out
+}
+
+// parseRegistrations reads `show registrations as json`: the users registered now.
+func parseRegistrations(body []byte) []string {
+	var v struct {
+		Rows []struct {
+			User string `json:"reg_user"`
+		} `json:"rows"`
+	}
+	if json.Unmarshal(body, &v) != nil {
+		return nil
+	}
+	out := make([]string, 0, len(v.Rows))
+	for _, r := range v.Rows {
+		if r.User != "" {
+			out = append(out, r.User)
+		}
+	}
+	return out
+}
