@@ -531,3 +531,10 @@ func parseRegistrations(body []byte) []string {
 	}
 	return out
 }
+
+// corrStats returns the correlator's counters.
+func (c *Connector) corrStats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.corr.Stats()
+}

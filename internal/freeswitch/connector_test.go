@@ -3,10 +3,12 @@ package freeswitch
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -314,4 +316,82 @@ func TestConnectorMembersAndPresence(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestConnectorScenarios plays every recorded scenario through the scripted event
+// socket, the live connector and a real hub with its store: the calls the store holds
+// at the end are those of expected.json. A scenario with a second capture has its
+// socket dropped after the first and is reconciled from the second's snapshot replies.
+func TestConnectorScenarios(t *testing.T) {
+	for _, dir := range scenarioDirs(t) {
+		name, _ := filepath.Rel(corrFixtures, dir)
+		t.Run(name, func(t *testing.T) {
+			var exp scenarioExpected
+			if err := json.Unmarshal(scenarioFile(t, filepath.Join(dir, "expected.json")), &exp); err != nil {
+				t.Fatal(err)
+			}
+			f := newFakeESL(t)
+			f.setAPI(emptySnapshot)
+			conn := connTestConnector(t, f, nil)
+			e := hubtest.Start(t, conn)
+			sess := f.next(t)
+			events, _ := connEvents(scenarioCapture(t, dir))
+			for _, m := range events {
+				sess.send(m)
+			}
+			if re := filepath.Join(dir, "esl-reconnect.raw"); fileExists(re) {
+				events, snap := connEvents(scenarioFile(t, re))
+				// Everything the first session sent is in before the link drops.
+				testutil.CheckFor(t, 10*time.Second, func() error {
+					if st := conn.corrStats(); st.Events < uint64(len(events)) {
+						return fmt.Errorf("%d events fed", st.Events)
+					}
+					return nil
+				})
+				f.setAPI(func(cmd string) string {
+					if body, ok := snap[cmd]; ok {
+						return body
+					}
+					return emptySnapshot(cmd)
+				})
+				sess.drop()
+				sess = f.next(t)
+				testutil.CheckFor(t, 10*time.Second, func() error {
+					if n := len(e.Events(t, call.EventSnapshot)); n != 2 {
+						return fmt.Errorf("%d calls.snapshot events", n)
+					}
+					return nil
+				})
+				for _, m := range events {
+					sess.send(m)
+				}
+			}
+			r := &corrReplay{calls: map[string]*call.Call{}}
+			testutil.CheckFor(t, 20*time.Second, func() error {
+				// The store keeps ended calls' records; call.recorded says a call's final
+				// record was produced. Calls are read after the events, so none is older
+				// than its call.recorded.
+				final := map[string]bool{}
+				for _, ev := range e.Events(t, call.EventRecorded) {
+					var v struct {
+						Call struct{ ID string } `json:"call"`
+					}
+					json.Unmarshal([]byte(ev), &v)
+					final[v.Call.ID] = true
+				}
+				cs := e.Calls(t)
+				if len(cs) < len(exp.Calls) || len(final) < len(cs) {
+					return fmt.Errorf("%d calls, %d final, want %d", len(cs), len(final), len(exp.Calls))
+				}
+				r.calls, r.order = map[string]*call.Call{}, nil
+				for _, c := range cs {
+					c.Acc.Final = final[c.ID]
+					r.calls[c.ID] = c
+					r.order = append(r.order, c.ID)
+				}
+				return nil
+			})
+			checkScenarioCalls(t, exp.Calls, r)
+		})
+	}
 }

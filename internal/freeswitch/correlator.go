@@ -94,7 +94,19 @@ const (
 	maxRecent          = 4096
 	maxFailed          = 256
 	maxRecording       = 1024
+	// Longest Unique-ID followed (FreeSWITCH's are 36 bytes) and longest number or
+	// cause kept: a hostile header must not pin kilobytes per channel.
+	maxIDLen  = 256
+	maxNumLen = 128
 )
+
+// capLen cuts b to n bytes.
+func capLen(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[:n]
+	}
+	return b
+}
 
 // NewCorrelator checks o and returns a Correlator for its PBX.
 func NewCorrelator(o Options) (*Correlator, error) {
@@ -329,7 +341,7 @@ func (c *Correlator) lookup(uid []byte) *fchan {
 
 func (c *Correlator) onCreate(t time.Time) {
 	uid := c.x.get(fldUniqueID)
-	if len(uid) == 0 || c.lookup(uid) != nil {
+	if len(uid) == 0 || len(uid) > maxIDLen || c.lookup(uid) != nil {
 		return
 	}
 	if c.snap != nil && c.snap.dead[string(uid)] {
@@ -339,8 +351,8 @@ func (c *Correlator) onCreate(t time.Time) {
 		name:      c.x.get(fldChannelName),
 		direction: c.x.get(fldCallDirection),
 		context:   c.x.get(fldContext),
-		dest:      c.x.get(fldDestination),
-		cid:       c.x.get(fldCallerNumber),
+		dest:      capLen(c.x.get(fldDestination), maxNumLen),
+		cid:       capLen(c.x.get(fldCallerNumber), maxNumLen),
 		gateway:   c.x.get(fldGatewayVar),
 	}
 	ch := c.addChan(uid, f, t)
@@ -724,7 +736,7 @@ func (c *Correlator) onHangup(t time.Time, complete bool) {
 		return
 	}
 	if !ch.hungup {
-		c.hangupChan(ch, c.in.bytes(c.x.get(fldHangupCause)), t)
+		c.hangupChan(ch, c.in.bytes(capLen(c.x.get(fldHangupCause), maxNumLen)), t)
 	}
 	if complete {
 		c.removeChan(ch, t)
@@ -861,7 +873,7 @@ func (c *Correlator) onCommand(cmd, arg []byte) {
 		return
 	}
 	uid, target := parseOriginate(arg)
-	if len(uid) == 0 || len(target) == 0 {
+	if len(uid) == 0 || len(target) == 0 || len(uid) > maxIDLen || len(target) > maxNumLen {
 		return
 	}
 	if ch := c.chans[string(uid)]; ch != nil {

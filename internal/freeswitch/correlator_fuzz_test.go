@@ -44,14 +44,14 @@ var corrFuzzEvents = []string{"CHANNEL_CREATE", "CHANNEL_STATE", "CHANNEL_ANSWER
 type corrFuzzSlot struct{ name, dir, ctx, dest, cid, gw string }
 
 var corrFuzzSlots = []corrFuzzSlot{
-	{"sofia/pbx/+79161000001@127.0.0.1", "inbound", "public", "2001", "+79161000001", ""},   // a customer
-	{"sofia/pbx/2001@127.0.0.1:5090", "outbound", "public", "2001", "+79161000001", ""},     // an agent leg
-	{"sofia/pbx/2002@127.0.0.1:5090", "outbound", "default", "2002", "2001", ""},            // a consultation, a click-to-call agent
+	{"sofia/pbx/+79161000001@127.0.0.1", "inbound", "public", "2001", "+79161000001", ""},    // a customer
+	{"sofia/pbx/2001@127.0.0.1:5090", "outbound", "public", "2001", "+79161000001", ""},      // an agent leg
+	{"sofia/pbx/2002@127.0.0.1:5090", "outbound", "default", "2002", "2001", ""},             // a consultation, a click-to-call agent
 	{"sofia/pbx/+74951112233@127.0.0.1:5090", "outbound", "default", "+74951112233", "", ""}, // a number dialled out
-	{"sofia/pbx/2001@127.0.0.1", "inbound", "default", "2002", "2001", ""},                  // a phone calling
+	{"sofia/pbx/2001@127.0.0.1", "inbound", "default", "2002", "2001", ""},                   // a phone calling
 	{"sofia/gateway/trunk/+74951112233", "outbound", "default", "+74951112233", "2001", ""},  // a trunk
-	{"sofia/pbx/+79161000002@127.0.0.1", "inbound", "public", "300", "+79161000002", ""},    // a conference caller
-	{"sofia/pbx/4014@127.0.0.1:5090", "outbound", "default", "4014", "+79161000001", ""},    // a queue agent
+	{"sofia/pbx/+79161000002@127.0.0.1", "inbound", "public", "300", "+79161000002", ""},     // a conference caller
+	{"sofia/pbx/4014@127.0.0.1:5090", "outbound", "default", "4014", "+79161000001", ""},     // a queue agent
 	{"sofia/ext/+74950000009@1.2.3.4", "inbound", "default", "2001", "+74950000009", "trunk"},
 	{"sofia/pbx/12@127.0.0.1", "inbound", "ivr", "7", "12", ""},
 	{"loopback/abc-a", "outbound", "", "", "", ""},
@@ -456,7 +456,7 @@ func corrFuzzSeeds() map[string][]byte {
 		// and one whose agent never answers, told by the job afterwards
 		st{ev("CHANNEL_CREATE"), 1, 2, 0, 0},
 		st{ev("CHANNEL_HANGUP_COMPLETE"), 200, 2, 0, 2 << 1},
-		st{ev("BACKGROUND_JOB"), 1, 2 | 0, 0, 0},
+		st{ev("BACKGROUND_JOB"), 1, 2, 0, 0},
 	)
 	// 14 and 09: a queue member leg for the customer, a conference caller.
 	queueConf := join(
@@ -496,7 +496,142 @@ func corrFuzzSeeds() map[string][]byte {
 		"queue-conference": queueConf, "reconnect": reconnect, "empty": {}, "time-back": {0, 254, 0, 0, 0}}
 }
 
-// TestWriteFuzzCorpus writes the seeds as corpus files when asked to.
+// corrFuzzFromFixture translates a recorded capture into the fuzz encoding, step by
+// step (up to max): each channel takes a slot of its kind, each event keeps its
+// name, its links, its cause or call state, and its timing.
+func corrFuzzFromFixture(t *testing.T, path string, steps int) []byte {
+	t.Helper()
+	rd := esl.NewReader(bytes.NewReader(scenarioFile(t, path)))
+	slots := map[string]byte{}
+	pools := map[string][]byte{"in-public": {0, 6, 11}, "in-other": {4, 9, 8}, "out-ext": {1, 2, 7}, "out-num": {3, 5, 10}}
+	used := map[string]int{}
+	slotOf := func(e *esl.Event, uid string) (byte, bool) {
+		if uid == "" {
+			return 0, false
+		}
+		if s, ok := slots[uid]; ok {
+			return s, true
+		}
+		if e.Get("Unique-ID") != uid {
+			return 0, false
+		}
+		kind := "in-other"
+		switch {
+		case e.Get("Call-Direction") == "outbound" && len(e.Get("Caller-Destination-Number")) <= 5:
+			kind = "out-ext"
+		case e.Get("Call-Direction") == "outbound":
+			kind = "out-num"
+		case e.Get("Caller-Context") == "public":
+			kind = "in-public"
+		}
+		pool := pools[kind]
+		s := pool[used[kind]%len(pool)]
+		used[kind]++
+		slots[uid] = s
+		return s, true
+	}
+	var out []byte
+	var last time.Time
+	for len(out) < steps*corrFuzzStep {
+		m, err := rd.Next()
+		if err != nil {
+			break
+		}
+		e := m.Event()
+		if e == nil {
+			continue
+		}
+		name := e.Name()
+		switch e.Subclass() {
+		case "conference::maintenance":
+			name = "conference"
+		case "callcenter::info":
+			name = "callcenter"
+		}
+		op := -1
+		for i, n := range corrFuzzEvents {
+			if n == name {
+				op = i
+			}
+		}
+		if op < 0 {
+			continue
+		}
+		uid := e.Get("Unique-ID")
+		if name == "callcenter" && e.Get("CC-Member-Session-UUID") != "" {
+			uid = e.Get("CC-Member-Session-UUID")
+		}
+		a, ok := slotOf(e, uid)
+		if !ok && uid != "" {
+			continue
+		}
+		var b byte
+		for _, k := range []string{"Bridge-B-Unique-ID", "Other-Leg-Unique-ID", "variable_cc_member_session_uuid", "CC-Agent-UUID"} {
+			if s, ok := slots[e.Get(k)]; ok && e.Get(k) != uid {
+				b = s
+				if k == "Other-Leg-Unique-ID" {
+					a |= 1 << 6
+				}
+				break
+			}
+		}
+		if cu := e.Get("Channel-Call-UUID"); cu != "" && cu != uid {
+			if s, ok := slots[cu]; ok && s == b {
+				a |= 2 << 4
+			} else if ok && s == 0 {
+				a |= 1 << 4
+			}
+		}
+		var x byte
+		switch name {
+		case "CHANNEL_CALLSTATE":
+			for i, st := range corrFuzzStates {
+				if st == e.Get("Channel-Call-State") {
+					x = byte(i)
+				}
+			}
+		case "CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY":
+			for i, c := range corrFuzzCauses {
+				if c == e.Get("Hangup-Cause") {
+					x = byte(i) << 1
+				}
+			}
+		case "CHANNEL_CREATE":
+			if e.Get("variable_cc_member_session_uuid") != "" {
+				x = 2
+			}
+		case "conference":
+			for i, c := range corrFuzzActions {
+				if c == e.Get("Action") {
+					x = byte(i)
+				}
+			}
+		case "callcenter":
+			for i, c := range corrFuzzCC {
+				if c == e.Get("CC-Action") {
+					x = byte(i)
+				}
+			}
+		}
+		if e.Get("Answer-State") == "answered" {
+			x |= 1
+		}
+		dt := byte(255)
+		if ts, ok := parseMicros(e.GetBytes("Event-Date-Timestamp")); ok {
+			d := int64(0)
+			if !last.IsZero() {
+				d = int64(ts.Sub(last) / (20 * time.Millisecond))
+			}
+			dt = byte(min(max(d, 0), 253))
+			last = ts
+		}
+		out = append(out, byte(op), dt, a, b, x)
+	}
+	return out
+}
+
+// TestWriteFuzzCorpus writes the seeds as corpus files when asked to: the readable
+// ones above and translations of the recorded scenarios.
 func TestWriteFuzzCorpus(t *testing.T) {
 	if os.Getenv("WRITE_FUZZ_CORPUS") == "" {
 		t.Skip("set WRITE_FUZZ_CORPUS=1 to rewrite testdata/fuzz/FuzzCorrelator")
@@ -505,7 +640,13 @@ func TestWriteFuzzCorpus(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for name, seed := range corrFuzzSeeds() {
+	seeds := corrFuzzSeeds()
+	for _, fx := range []string{"01-inbound-answered", "02-inbound-busy", "05-click-to-call", "06-blind-transfer",
+		"07-attended-transfer", "07b-attended-transfer-uuid-bridge", "08-hold-unhold", "09-conference-3", "10-dtmf",
+		"14-callcenter-answered"} {
+		seeds["fixture-"+fx] = corrFuzzFromFixture(t, filepath.Join(corrFixtures, fx, "esl.raw"), 200)
+	}
+	for name, seed := range seeds {
 		body := "go test fuzz v1\n[]byte(" + strconv.Quote(string(seed)) + ")\n"
 		if err := os.WriteFile(filepath.Join(dir, "seed-"+name), []byte(body), 0o644); err != nil {
 			t.Fatal(err)

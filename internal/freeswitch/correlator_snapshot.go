@@ -41,7 +41,7 @@ func (c *Correlator) BeginSnapshot() {
 
 // snapDoc is the JSON FreeSWITCH answers `show … as json` with.
 type snapDoc struct {
-	RowCount *json.RawMessage            `json:"row_count"`
+	RowCount *json.RawMessage             `json:"row_count"`
 	Rows     []map[string]json.RawMessage `json:"rows"`
 }
 
@@ -110,7 +110,7 @@ func rowOf(m map[string]json.RawMessage, prefix string) (snapRow, bool) {
 		return rawString(m[prefix+k])
 	}
 	r := snapRow{uid: rawString(m[prefix+"uuid"])}
-	if r.uid == "" || len(r.uid) > 256 {
+	if r.uid == "" || len(r.uid) > maxIDLen {
 		return r, false
 	}
 	r.name = rawString(m[prefix+"name"])
@@ -367,7 +367,7 @@ func (c *Correlator) addFromRow(it *snapRow, s *snapshot, at time.Time) *fchan {
 		created = at
 	}
 	f := legFacts{name: []byte(it.name), direction: []byte(it.direction), context: []byte(it.context),
-		dest: []byte(it.dest), cid: []byte(it.cid)}
+		dest: capLen([]byte(it.dest), maxNumLen), cid: capLen([]byte(it.cid), maxNumLen)}
 	ch := c.addChan([]byte(it.uid), f, created)
 	if ch == nil {
 		return nil

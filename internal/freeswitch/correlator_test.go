@@ -363,8 +363,8 @@ func TestScenarioDTMF(t *testing.T) {
 // click-to-call's is the originated agent leg's, preset with origination_uuid.
 func TestScenarioIDs(t *testing.T) {
 	for dir, want := range map[string]string{
-		"01-inbound-answered": "af0a377b-236c-4a19-b60e-d0f79c68abc4",
-		"05-click-to-call":    "36ef9f7c-e1e3-4ce0-9ab2-29e0416f8d9b",
+		"01-inbound-answered":               "af0a377b-236c-4a19-b60e-d0f79c68abc4",
+		"05-click-to-call":                  "36ef9f7c-e1e3-4ce0-9ab2-29e0416f8d9b",
 		"07b-attended-transfer-uuid-bridge": "57b210a4-a18e-4c15-909f-3135324f29ae",
 	} {
 		r := replayScenario(t, filepath.Join(corrFixtures, dir))

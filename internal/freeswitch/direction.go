@@ -114,7 +114,7 @@ func (r *dirRules) classify(f legFacts) legInfo {
 	case r.internal[string(f.context)]:
 		n := f.cid
 		if !r.isInternal(n) {
-			if u := nameUser(f.name); r.isInternal(u) {
+			if u := capLen(nameUser(f.name), maxNumLen); r.isInternal(u) {
 				n = u
 			}
 		}
@@ -151,7 +151,7 @@ func dialled(dest, name []byte) []byte {
 	if len(dest) > 0 {
 		return dest
 	}
-	return nameUser(name)
+	return capLen(nameUser(name), maxNumLen)
 }
 
 // nameUser is the user part of a channel name: sofia/pbx/2001@127.0.0.1:5090 → 2001,

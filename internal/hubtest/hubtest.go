@@ -56,7 +56,7 @@ func (e *Env) Calls(t testing.TB) []*call.Call {
 	return page.Calls
 }
 
-// Events returns the data of the logged events of type typ, oldest first.
+// Events returns the logged events of type typ as JSON, oldest first.
 func (e *Env) Events(t testing.TB, typ call.EventType) []string {
 	t.Helper()
 	evs, err := e.St.Events(context.Background(), store.EventFilter{Limit: 10000})
@@ -66,10 +66,7 @@ func (e *Env) Events(t testing.TB, typ call.EventType) []string {
 	var out []string
 	for _, ev := range evs {
 		if ev.Type == typ {
-			if err := ev.Decode(); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, string(ev.Data))
+			out = append(out, string(ev.Raw))
 		}
 	}
 	return out
