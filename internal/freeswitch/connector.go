@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -423,13 +422,7 @@ func (c *Connector) pbxTime(wall time.Time) time.Time {
 }
 
 // eventTime is an event's Event-Date-Timestamp (microseconds since the epoch).
-func eventTime(e *esl.Event) (time.Time, bool) {
-	us, err := strconv.ParseInt(string(e.GetBytes("Event-Date-Timestamp")), 10, 64)
-	if err != nil || us <= 0 {
-		return time.Time{}, false
-	}
-	return time.UnixMicro(us), true
-}
+func eventTime(e *esl.Event) (time.Time, bool) { return parseMicros(e.GetBytes("Event-Date-Timestamp")) }
 
 // rawEvent encodes an event as a pbx.raw event: a JSON event's own object, a plain
 // event's headers as an object, a repeated header as an array of its values in

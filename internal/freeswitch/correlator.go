@@ -252,14 +252,15 @@ func (c *Correlator) Feed(dst []call.Update, e *esl.Event, at time.Time) []call.
 		return dst
 	}
 	c.x.load(e)
-	if ev == evConference {
-		sub := c.x.get(fldSubclass)
-		switch {
-		case len(sub) == len("conference::maintenance") && string(lowerASCII(buf[:len(sub)], sub)) == "conference::maintenance":
-		case len(sub) == len("callcenter::info") && string(lowerASCII(buf[:len(sub)], sub)) == "callcenter::info":
-			ev = evCallcenter
-		default:
-			ev = evLive
+	if ev == evCustom {
+		ev = evLive
+		if sub := c.x.get(fldSubclass); len(sub) <= len(buf) {
+			switch string(lowerASCII(buf[:len(sub)], sub)) {
+			case "conference::maintenance":
+				ev = evConference
+			case "callcenter::info":
+				ev = evCallcenter
+			}
 		}
 	}
 	t, ok := parseMicros(c.x.get(fldTimestamp))

@@ -25,6 +25,7 @@ const (
 	evExecute
 	evDTMF
 	evRecord
+	evCustom // refined by Event-Subclass into the two below
 	evConference
 	evCallcenter
 	evAPI
@@ -65,8 +66,7 @@ func eventKindOf(upper []byte) evKind {
 	case "RECORD_START", "RECORD_STOP":
 		return evRecord
 	case "CUSTOM":
-		// Refined by Event-Subclass once the fields are indexed.
-		return evConference
+		return evCustom
 	case "API":
 		return evAPI
 	case "BACKGROUND_JOB":
