@@ -422,7 +422,9 @@ func (c *Connector) pbxTime(wall time.Time) time.Time {
 }
 
 // eventTime is an event's Event-Date-Timestamp (microseconds since the epoch).
-func eventTime(e *esl.Event) (time.Time, bool) { return parseMicros(e.GetBytes("Event-Date-Timestamp")) }
+func eventTime(e *esl.Event) (time.Time, bool) {
+	return parseMicros(e.GetBytes("Event-Date-Timestamp"))
+}
 
 // rawEvent encodes an event as a pbx.raw event: a JSON event's own object, a plain
 // event's headers as an object, a repeated header as an array of its values in
