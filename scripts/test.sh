@@ -30,7 +30,7 @@ echo "== memory per live call (without the race detector, which inflates the hea
 go test -count=1 -run 'TestMemoryPerLiveCall' -v ./internal/hub/ | grep -E 'heap per live call|^(ok|FAIL|---)'
 
 echo "== fuzz smoke (each target briefly, on top of its corpus in testdata/)"
-for target in "FuzzApply ./internal/call" "FuzzParse ./internal/phone" "FuzzLoad ./internal/config" "FuzzReader ./internal/asterisk/ami" "FuzzCorrelator ./internal/asterisk" "FuzzReader ./internal/freeswitch/esl"; do
+for target in "FuzzApply ./internal/call" "FuzzParse ./internal/phone" "FuzzLoad ./internal/config" "FuzzReader ./internal/asterisk/ami" "FuzzCorrelator ./internal/asterisk" "FuzzReader ./internal/freeswitch/esl" "FuzzCorrelator ./internal/freeswitch" "FuzzListings ./internal/freeswitch"; do
 	set -- $target
 	go test -run='^$' -fuzz="^$1\$" -fuzztime=10s "$2"
 done

@@ -154,8 +154,7 @@ type fchan struct {
 	uid     string
 	info    legInfo
 	inbound bool   // Call-Direction inbound: it called the PBX
-	dest0   string // the number it called when created: the DID of an inbound call
-	cid     string // the caller's number of an inbound leg, as presented
+	dest0   string // the number an inbound leg called: the DID of an inbound call
 	created time.Time
 	upAt    time.Time
 
@@ -395,15 +394,11 @@ func (c *Correlator) addChan(uid []byte, f legFacts, created time.Time) *fchan {
 		uid:     string(uid),
 		info:    c.r.classify(f),
 		inbound: string(f.direction) != "outbound",
-		dest0:   c.in.bytes(f.dest),
 		created: created,
 		seen:    c.epoch,
 	}
-	if ch.inbound && len(f.cid) > 0 {
-		ch.cid = ch.info.num
-		if ch.cid != string(f.cid) {
-			ch.cid = c.in.bytes(f.cid)
-		}
+	if ch.inbound {
+		ch.dest0 = c.in.bytes(f.dest)
 	}
 	c.chans[ch.uid] = ch
 	c.order = append(c.order, ch)
