@@ -212,13 +212,20 @@ func (s *Session) actionID(ctx context.Context, id, name string, kv ...string) (
 	case <-ctx.Done():
 		return nil, fmt.Errorf("asterisk: %s: %w", name, ctx.Err())
 	}
+	var werr error
 	select {
-	case err := <-w.res:
-		if err != nil {
-			return nil, fmt.Errorf("asterisk: %s: %w", name, err)
-		}
+	case werr = <-w.res:
 	case <-s.done:
-		return nil, s.closedErr()
+		// The action may have been written, answered and the session ended since
+		// (a refused login): a written action still waits for its answer below.
+		select {
+		case werr = <-w.res:
+		default:
+			return nil, s.closedErr()
+		}
+	}
+	if werr != nil {
+		return nil, fmt.Errorf("asterisk: %s: %w", name, werr)
 	}
 	var res *ami.Packet
 	select {

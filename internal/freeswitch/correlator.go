@@ -176,6 +176,7 @@ type fchan struct {
 	gone       bool
 	cause      string
 	seen       uint32 // snapshot epoch of its last live event
+	linked     uint32 // snapshot epoch of its last live bridge or unbridge
 }
 
 // xfer mirrors one of call.Call.Transfers.
@@ -612,6 +613,7 @@ func (c *Correlator) onBridge(t time.Time) {
 // bridgePair records that p and q talk to each other now. A channel is bridged with
 // one other at a time: whoever either was with before is left alone.
 func (c *Correlator) bridgePair(p, q *fchan, t time.Time) {
+	p.linked, q.linked = c.epoch, c.epoch
 	if p.partner == q && q.partner == p {
 		return
 	}
@@ -667,6 +669,7 @@ func (c *Correlator) onUnbridge(t time.Time) {
 	if p == nil || q == nil {
 		return
 	}
+	p.linked, q.linked = c.epoch, c.epoch
 	if p.partner == q {
 		p.partner = nil
 	}

@@ -350,9 +350,9 @@ func (c *Correlator) recompute(cs *fcall, t time.Time) {
 	}
 }
 
-// toAgent connects the customer to ext on leg. A customer answered before, left by
-// its agent and now with someone new, with no transfer recorded, was handed over:
-// attended when the new leg was consulted by the last agent, blind otherwise.
+// toAgent connects the customer to ext on leg. A customer answered before and now
+// with someone new, with no transfer recorded, was handed over: attended when the new
+// leg was consulted by the agent, blind otherwise.
 func (c *Correlator) toAgent(cs *fcall, ext string, leg *fchan, t time.Time) {
 	if cs.agent == ext && (cs.talking || cs.st == call.StateHeld) {
 		return
@@ -368,10 +368,16 @@ func (c *Correlator) toAgent(cs *fcall, ext string, leg *fchan, t time.Time) {
 			}
 		}
 	}
+	prev := cs.agent
+	if prev == "" {
+		prev = cs.lastAgent
+	}
 	switch {
 	case pendingTo:
-	case pendings == 0 && cs.reached && cs.agent == "" && cs.lastAgent != "" && cs.lastAgent != ext:
-		kind, from := call.TransferBlind, cs.lastAgent
+	case pendings == 0 && cs.reached && prev != "" && prev != ext:
+		// With someone new, straight from the agent (a phone's REFER replacing its
+		// leg) or after being left alone for a while (uuid_transfer, att_xfer).
+		kind, from := call.TransferBlind, prev
 		if leg != nil && leg.consultFrom != "" && leg.consultFrom != ext {
 			kind, from = call.TransferAttended, leg.consultFrom
 		}

@@ -279,7 +279,14 @@ func (c *Correlator) reconcile(s *snapshot, at time.Time) {
 				continue
 			}
 		case ch.seen == c.epoch:
-			// A live event since the link came up knows better than the list.
+			// A live event since the link came up knows better than the list, but
+			// for an answer it may have missed: a channel never goes back to ringing.
+			if it.stated && it.up && !ch.up && !ch.hungup {
+				ch.up, ch.upAt = true, at
+				if ch.call != nil {
+					touched[ch.call] = true
+				}
+			}
 			continue
 		default:
 			if it.stated && it.up && !ch.up {
@@ -294,13 +301,15 @@ func (c *Correlator) reconcile(s *snapshot, at time.Time) {
 			touched[ch.call] = true
 		}
 	}
-	// Bridged pairs from `show calls`.
+	// Bridged pairs from `show calls`, unless a live bridge or unbridge of either
+	// channel came after the list was written.
 	for _, it := range list {
 		if it.partner == "" || s.dead[it.uid] || s.dead[it.partner] {
 			continue
 		}
 		p, q := c.chans[it.uid], c.chans[it.partner]
-		if p == nil || q == nil || p == q || p.hungup || q.hungup || (p.partner == q && q.partner == p) {
+		if p == nil || q == nil || p == q || p.hungup || q.hungup || (p.partner == q && q.partner == p) ||
+			p.linked == c.epoch || q.linked == c.epoch {
 			continue
 		}
 		for _, x := range [2]*fchan{p, q} {

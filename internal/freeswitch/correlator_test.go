@@ -892,3 +892,108 @@ func TestLegsDuringConsultation(t *testing.T) {
 		t.Errorf("legs of an unknown call")
 	}
 }
+
+// TestReferAttendedTransferMerges: the agent's phone holds the customer, calls 2002
+// itself (a call of its own), and completes the transfer by REFER: FreeSWITCH
+// bridges the customer with 2002's leg. The consultation folds into the customer's
+// call as an attended transfer.
+func TestReferAttendedTransferMerges(t *testing.T) {
+	s := newCorrSynth(t, corrLabOptions())
+	s.inboundAnswered()
+	s.ev("CHANNEL_HOLD", 2, corrAgent.kv()...)
+	phone := corrChan{"p-1", "sofia/pbx/2001@127.0.0.1", "inbound", "default", "2002", "2001"}
+	target := corrChan{"p-2", "sofia/pbx/2002@127.0.0.1:5090", "outbound", "default", "2002", "2001"}
+	s.ev("CHANNEL_CREATE", 3, phone.kv()...)
+	s.ev("CHANNEL_CREATE", 3, target.kv("Other-Leg-Unique-ID", phone.uid)...)
+	s.ev("CHANNEL_ANSWER", 4, target.kv()...)
+	s.ev("CHANNEL_ANSWER", 4, phone.kv()...)
+	s.ev("CHANNEL_BRIDGE", 4, phone.kv("Bridge-A-Unique-ID", phone.uid, "Bridge-B-Unique-ID", target.uid)...)
+	s.ev("CHANNEL_BRIDGE", 7, corrCustomer.kv("Bridge-A-Unique-ID", corrCustomer.uid, "Bridge-B-Unique-ID", target.uid)...)
+	s.ev("CHANNEL_UNHOLD", 7, corrAgent.kv()...)
+	s.hangup(corrAgent, 7, "NORMAL_CLEARING")
+	s.hangup(phone, 7, "NORMAL_CLEARING")
+	s.hangup(corrCustomer, 10, "NORMAL_CLEARING")
+	s.hangup(target, 10, "NORMAL_CLEARING")
+	if len(s.r.order) != 2 {
+		t.Fatalf("calls %v", s.r.order)
+	}
+	c, consult := s.r.calls["c-1"], s.r.calls["p-1"]
+	if c == nil || consult == nil {
+		t.Fatalf("calls %v", s.r.order)
+	}
+	if c.AnsweredBy != "2001" || !slices.Equal(c.Rung, []string{"2001", "2002"}) || len(c.Transfers) != 1 ||
+		c.Transfers[0].Kind != call.TransferAttended || c.Transfers[0].From != "2001" || c.Transfers[0].To != "2002" ||
+		!c.Transfers[0].Completed || c.Disposition != call.DispositionAnswered || c.HoldS != 5 || c.TalkS != 4 || !c.Acc.Final {
+		t.Errorf("customer's call %+v", c)
+	}
+	if consult.Direction != call.DirectionInternal || consult.Cause != "MERGED" || consult.State != call.StateEnded || !consult.Acc.Final {
+		t.Errorf("consultation %+v", consult)
+	}
+	if st := s.r.corr.Stats(); st.Merged != 1 || st.Channels != 0 || st.Calls != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+// TestSnapshotAfterLiveEvents: the lists are handed over after live events that came
+// later than FreeSWITCH wrote them: an unbridge seen live is not undone by a stale
+// row of `show calls`, and an answer the live events missed is taken from the rows.
+func TestSnapshotAfterLiveEvents(t *testing.T) {
+	s := newCorrSynth(t, corrLabOptions())
+	s.inboundAnswered()
+	s.r.corr.BeginSnapshot()
+	s.ev("CHANNEL_UNBRIDGE", 5, corrCustomer.kv("Bridge-A-Unique-ID", corrCustomer.uid, "Bridge-B-Unique-ID", corrAgent.uid)...)
+	stale := `{"row_count":1,"rows":[{"uuid":"c-1","direction":"inbound","name":"sofia/pbx/+79160000001@127.0.0.1","callstate":"ACTIVE","call_uuid":"c-1","b_uuid":"a-1","b_name":"sofia/pbx/2001@127.0.0.1:5090","b_direction":"outbound","b_callstate":"ACTIVE"}]}`
+	if err := s.r.corr.Snapshot([]byte(stale)); err != nil {
+		t.Fatal(err)
+	}
+	alive, ups := s.r.corr.EndSnapshot(nil, corrAt(6))
+	s.r.connected(alive)
+	s.r.apply(ups)
+	if c := s.only(); c.State != call.StateActive || c.Agent != "" || c.TalkS != 4 {
+		t.Errorf("after a live unbridge: %+v, updates %v", c, ups)
+	}
+
+	// An answer while nobody listened: the rows say the agent is up.
+	s = newCorrSynth(t, corrLabOptions())
+	s.ev("CHANNEL_CREATE", 0, corrCustomer.kv()...)
+	s.ev("CHANNEL_CREATE", 0, corrAgent.kv("Other-Leg-Unique-ID", corrCustomer.uid)...)
+	s.r.corr.BeginSnapshot()
+	s.ev("CHANNEL_STATE", 3, corrCustomer.kv("Channel-State", "CS_EXECUTE")...)
+	if err := s.r.corr.Snapshot([]byte(strings.ReplaceAll(stale, `"call_uuid":"c-1",`, ""))); err != nil {
+		t.Fatal(err)
+	}
+	alive, ups = s.r.corr.EndSnapshot(nil, corrAt(4))
+	s.r.connected(alive)
+	s.r.apply(ups)
+	if c := s.only(); c.State != call.StateActive || c.AnsweredBy != "2001" || !c.AnsweredAt.Equal(corrAt(4)) {
+		t.Errorf("answered in the gap: %+v", c)
+	}
+}
+
+// TestSnapshotClickToCallOfTheGap: a click-to-call originated and answered while
+// nobody listened is found in the lists: outbound, to the number its agent's leg is
+// bridged with.
+func TestSnapshotClickToCallOfTheGap(t *testing.T) {
+	s := newCorrSynth(t, corrLabOptions())
+	s.r.corr.BeginSnapshot()
+	rows := `{"row_count":2,"rows":[
+	 {"uuid":"k-2","direction":"outbound","created_epoch":"1800000002","name":"sofia/pbx/+74951112233@127.0.0.1:5090","cid_num":"+74950000001","dest":"+74951112233","context":"default","callstate":"ACTIVE","call_uuid":"k-1"},
+	 {"uuid":"k-1","direction":"outbound","created_epoch":"1800000001","name":"sofia/pbx/2001@127.0.0.1:5090","cid_num":"+74951112233","dest":"+74951112233","initial_dest":"2001","context":"default","callstate":"ACTIVE","call_uuid":"k-1"}]}`
+	calls := `{"row_count":1,"rows":[{"uuid":"k-1","direction":"outbound","name":"sofia/pbx/2001@127.0.0.1:5090","callstate":"ACTIVE","call_uuid":"k-1","b_uuid":"k-2","b_direction":"outbound","b_name":"sofia/pbx/+74951112233@127.0.0.1:5090","b_dest":"+74951112233","b_callstate":"ACTIVE"}]}`
+	for _, b := range []string{rows, calls} {
+		if err := s.r.corr.Snapshot([]byte(b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alive, ups := s.r.corr.EndSnapshot(nil, corrAt(10))
+	s.r.connected(alive)
+	s.r.apply(ups)
+	c := s.only()
+	if c.PBXCallID != "k-1" || c.Direction != call.DirectionOut || c.Customer != "+74951112233" || c.AnsweredBy != "2001" ||
+		c.State != call.StateActive || !slices.Equal(alive, []string{"k-1"}) || !c.StartedAt.Equal(corrAt(1)) {
+		t.Errorf("call %+v, alive %v", c, alive)
+	}
+	if l, ok := s.r.corr.Legs("k-1"); !ok || l.Customer != "k-2" || l.Agent != "k-1" {
+		t.Errorf("legs %+v", l)
+	}
+}
