@@ -212,19 +212,11 @@ func (s *Session) actionID(ctx context.Context, id, name string, kv ...string) (
 	case <-ctx.Done():
 		return nil, fmt.Errorf("asterisk: %s: %w", name, ctx.Err())
 	}
-	var werr error
-	select {
-	case werr = <-w.res:
-	case <-s.done:
-		// The action may have been written, answered and the session ended since
-		// (a refused login): a written action still waits for its answer below.
-		select {
-		case werr = <-w.res:
-		default:
-			return nil, s.closedErr()
-		}
-	}
-	if werr != nil {
+	// The writer took the action and always says how the write went (bounded by the
+	// write deadline). Waiting for that rather than for the session's end matters: a
+	// peer may answer and hang up (a refused login) before the writer reports, and
+	// the answer must still count.
+	if werr := <-w.res; werr != nil {
 		return nil, fmt.Errorf("asterisk: %s: %w", name, werr)
 	}
 	var res *ami.Packet
