@@ -11,6 +11,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"callbridge/internal/asterisk/ami"
@@ -67,6 +68,9 @@ type Connector struct {
 	// (list items, expiry), so a PBX whose clock is off does not get calls timed
 	// on two clocks.
 	clockEvt, clockWall time.Time
+
+	// disconnects counts sessions that ended, for metrics.
+	disconnects atomic.Uint64
 
 	smu  sync.Mutex
 	sess *Session
@@ -139,6 +143,7 @@ func (c *Connector) Run(ctx context.Context, sink hub.Sink) error {
 		}
 		if connected {
 			failures = 0
+			c.disconnects.Add(1)
 			sink.Disconnected(c.cfg.ID, err, time.Now())
 		}
 		failures++
@@ -411,4 +416,12 @@ func rawEvent(pbx string, p *ami.Packet, at time.Time) []byte {
 		Data map[string]any `json:"data"`
 	}{call.EventRaw, pbx, at.UTC(), fields})
 	return b
+}
+
+// Counts reports the PBX traffic seen, for metrics.
+func (c *Connector) Counts() hub.ConnectorCounts {
+	c.mu.Lock()
+	st := c.corr.Stats()
+	c.mu.Unlock()
+	return hub.ConnectorCounts{Events: st.Events, Channels: st.Channels, Evicted: st.Evicted, Disconnects: c.disconnects.Load()}
 }

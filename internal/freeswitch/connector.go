@@ -11,6 +11,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"callbridge/internal/call"
@@ -73,6 +74,9 @@ type Connector struct {
 	// the PBX's clock, carried forward by ours, times what carries no timestamp
 	// (the snapshot's end, a failed originate).
 	clockEvt, clockWall time.Time
+
+	// disconnects counts sessions that ended, for metrics.
+	disconnects atomic.Uint64
 
 	smu  sync.Mutex
 	sess *Session
@@ -165,6 +169,7 @@ func (c *Connector) Run(ctx context.Context, sink hub.Sink) error {
 		}
 		if connected {
 			failures = 0
+			c.disconnects.Add(1)
 			sink.Disconnected(c.cfg.ID, err, time.Now())
 		}
 		failures++
@@ -527,9 +532,11 @@ func parseRegistrations(body []byte) []string {
 	return out
 }
 
-// corrStats returns the correlator's counters.
-func (c *Connector) corrStats() Stats {
+
+// Counts reports the PBX traffic seen, for metrics.
+func (c *Connector) Counts() hub.ConnectorCounts {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.corr.Stats()
+	st := c.corr.Stats()
+	c.mu.Unlock()
+	return hub.ConnectorCounts{Events: st.Events, Channels: st.Channels, Evicted: st.Evicted, Disconnects: c.disconnects.Load()}
 }

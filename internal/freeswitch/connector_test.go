@@ -343,8 +343,8 @@ func TestConnectorScenarios(t *testing.T) {
 				events, snap := connEvents(scenarioFile(t, re))
 				// Everything the first session sent is in before the link drops.
 				testutil.CheckFor(t, 10*time.Second, func() error {
-					if st := conn.corrStats(); st.Events < uint64(len(events)) {
-						return fmt.Errorf("%d events fed", st.Events)
+					if n := conn.Counts(); n.Events < uint64(len(events)) {
+						return fmt.Errorf("%d events fed", n.Events)
 					}
 					return nil
 				})

@@ -174,6 +174,9 @@ func New(cfg Config) (*Hub, error) {
 		}
 		h.pbx.m[c.ID()] = st
 	}
+	if err := h.m.registerConnectors(cfg.Connectors); err != nil {
+		return nil, fmt.Errorf("hub: metrics: %w", err)
+	}
 	return h, nil
 }
 

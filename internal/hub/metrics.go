@@ -15,6 +15,9 @@ type Metrics struct {
 	liveCalls     prometheus.Gauge
 	controls      *prometheus.CounterVec
 	rawDropped    prometheus.Counter
+	// reg is where the hub registers the per-PBX collector once it knows its
+	// connectors.
+	reg prometheus.Registerer
 }
 
 // NewMetrics creates the hub's instruments and registers them with reg (nil: not
@@ -38,8 +41,73 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		rawDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "callbridge_raw_events_dropped_total",
 			Help: "Raw PBX events (pbx.raw) not delivered to a listener that did not keep up."}),
 	}
+	m.reg = reg
 	if reg != nil {
 		reg.MustRegister(m.applied, m.rejected, m.dropped, m.lost, m.events, m.commitErrors, m.commitSeconds, m.batchEvents, m.liveCalls, m.controls, m.rawDropped)
 	}
 	return m
+}
+
+// Counted is implemented by connectors that count their PBX traffic; the hub exposes
+// the counts as metrics labelled by PBX id.
+type Counted interface {
+	Counts() ConnectorCounts
+}
+
+// ConnectorCounts is what a connector has seen of its PBX.
+type ConnectorCounts struct {
+	// Events is every PBX event read; Channels the channels tracked now.
+	Events   uint64
+	Channels int
+	// Evicted counts channels dropped because the tracking cap was reached: only a
+	// PBX that never reports hang-ups, or hostile input, gets there.
+	Evicted uint64
+	// Disconnects counts sessions that ended (the PBX, the network, or bad input).
+	Disconnects uint64
+}
+
+var (
+	descPBXEvents = prometheus.NewDesc("callbridge_pbx_events_total", "PBX events read, by PBX.", []string{"pbx"}, nil)
+	descPBXChans  = prometheus.NewDesc("callbridge_pbx_channels", "PBX channels tracked now, by PBX.", []string{"pbx"}, nil)
+	descPBXEvict  = prometheus.NewDesc("callbridge_pbx_channels_evicted_total",
+		"PBX channels dropped at the tracking cap, by PBX (a PBX that never reports hang-ups, or hostile input).", []string{"pbx"}, nil)
+	descPBXDisc = prometheus.NewDesc("callbridge_pbx_disconnects_total", "PBX sessions that ended, by PBX.", []string{"pbx"}, nil)
+)
+
+// pbxCollector reads the counts of the connectors that keep them, at scrape time.
+type pbxCollector struct{ conns []Counted }
+
+func (p pbxCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descPBXEvents
+	ch <- descPBXChans
+	ch <- descPBXEvict
+	ch <- descPBXDisc
+}
+
+func (p pbxCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range p.conns {
+		n := c.Counts()
+		id := c.(Connector).ID()
+		ch <- prometheus.MustNewConstMetric(descPBXEvents, prometheus.CounterValue, float64(n.Events), id)
+		ch <- prometheus.MustNewConstMetric(descPBXChans, prometheus.GaugeValue, float64(n.Channels), id)
+		ch <- prometheus.MustNewConstMetric(descPBXEvict, prometheus.CounterValue, float64(n.Evicted), id)
+		ch <- prometheus.MustNewConstMetric(descPBXDisc, prometheus.CounterValue, float64(n.Disconnects), id)
+	}
+}
+
+// registerConnectors exposes the counts of the connectors that keep them.
+func (m *Metrics) registerConnectors(conns []Connector) error {
+	if m.reg == nil {
+		return nil
+	}
+	var pc pbxCollector
+	for _, c := range conns {
+		if cc, ok := c.(Counted); ok {
+			pc.conns = append(pc.conns, cc)
+		}
+	}
+	if len(pc.conns) == 0 {
+		return nil
+	}
+	return m.reg.Register(pc)
 }
