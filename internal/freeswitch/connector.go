@@ -532,7 +532,6 @@ func parseRegistrations(body []byte) []string {
 	return out
 }
 
-
 // Counts reports the PBX traffic seen, for metrics.
 func (c *Connector) Counts() hub.ConnectorCounts {
 	c.mu.Lock()

@@ -33,10 +33,31 @@ func connTestConnector(t *testing.T, f *fakeESL, tune func(*Config)) *Connector 
 	if tune != nil {
 		tune(&cfg)
 	}
-	c, err := NewConnector(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	logs := &hubtest.SyncBuf{}
+	c, err := NewConnector(cfg, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("connector log:\n%s", logs)
+		}
+	})
+	return c
+}
+
+// connNext waits for the connector's next session and for the snapshot it starts
+// with (the hub's n-th calls.snapshot): what the test sends after that is live
+// traffic, and a drop after that is a drop of a synced session.
+func connNext(t *testing.T, f *fakeESL, e *hubtest.Env, n int) *fakeESLConn {
+	t.Helper()
+	c := f.next(t)
+	testutil.CheckFor(t, 10*time.Second, func() error {
+		if got := len(e.Events(t, call.EventSnapshot)); got < n {
+			return fmt.Errorf("%d calls.snapshot events, want %d", got, n)
+		}
+		return nil
+	})
 	return c
 }
 
@@ -89,7 +110,7 @@ func TestConnectorReconnectMidCall(t *testing.T) {
 	e := hubtest.Start(t, conn)
 
 	// The first capture ends while the call is up: the link drops in the middle of it.
-	first := f.next(t)
+	first := connNext(t, f, e, 1)
 	for _, m := range ev1 {
 		first.send(m)
 	}
@@ -107,7 +128,7 @@ func TestConnectorReconnectMidCall(t *testing.T) {
 		return emptySnapshot(cmd)
 	})
 	first.drop()
-	again := f.next(t)
+	again := connNext(t, f, e, 2)
 	testutil.CheckFor(t, 10*time.Second, func() error {
 		if n := len(e.Events(t, call.EventSnapshot)); n != 2 {
 			return fmt.Errorf("%d calls.snapshot events", n)
@@ -150,7 +171,7 @@ func TestConnectorLostDuringGap(t *testing.T) {
 	f.setAPI(emptySnapshot)
 	conn := connTestConnector(t, f, nil)
 	e := hubtest.Start(t, conn)
-	first := f.next(t)
+	first := connNext(t, f, e, 1)
 	for _, m := range ev1 {
 		first.send(m)
 	}
@@ -161,7 +182,7 @@ func TestConnectorLostDuringGap(t *testing.T) {
 		return nil
 	})
 	first.drop()
-	f.next(t)
+	connNext(t, f, e, 2)
 	testutil.CheckFor(t, 10*time.Second, func() error {
 		cs := e.Calls(t)
 		if len(cs) != 1 || cs[0].State != call.StateEnded {
@@ -215,7 +236,7 @@ func TestConnectorSurvivesBadPeers(t *testing.T) {
 				t.Fatal(err)
 			}
 			e := hubtest.Start(t, conn, other)
-			c := f.next(t)
+			c := connNext(t, f, e, 1)
 			testutil.CheckFor(t, 10*time.Second, func() error {
 				if !e.Connected("lab") {
 					return errors.New("lab not connected")
@@ -230,7 +251,7 @@ func TestConnectorSurvivesBadPeers(t *testing.T) {
 				return nil
 			})
 			f.setSilent(false)
-			f.next(t)
+			connNext(t, f, e, 2)
 			log := logs.String()
 			if !strings.Contains(log, tc.reason) {
 				t.Errorf("reason %q not logged:\n%s", tc.reason, log)
@@ -293,7 +314,7 @@ func TestConnectorMembersAndPresence(t *testing.T) {
 	})
 	conn := connTestConnector(t, f, func(c *Config) { c.Members = nil })
 	e := hubtest.Start(t, conn)
-	c := f.next(t)
+	c := connNext(t, f, e, 1)
 	testutil.CheckFor(t, 10*time.Second, func() error {
 		exts, err := e.St.Extensions(context.Background(), store.DefaultTenant)
 		if err != nil || len(exts) != 2 || exts[0].Name != "Anna Petrova" {
@@ -334,16 +355,16 @@ func TestConnectorScenarios(t *testing.T) {
 			f.setAPI(emptySnapshot)
 			conn := connTestConnector(t, f, nil)
 			e := hubtest.Start(t, conn)
-			sess := f.next(t)
-			events, _ := connEvents(scenarioCapture(t, dir))
-			for _, m := range events {
+			sess := connNext(t, f, e, 1)
+			first, _ := connEvents(scenarioCapture(t, dir))
+			for _, m := range first {
 				sess.send(m)
 			}
 			if re := filepath.Join(dir, "esl-reconnect.raw"); fileExists(re) {
 				events, snap := connEvents(scenarioFile(t, re))
 				// Everything the first session sent is in before the link drops.
 				testutil.CheckFor(t, 10*time.Second, func() error {
-					if n := conn.Counts(); n.Events < uint64(len(events)) {
+					if n := conn.Counts(); n.Events < uint64(len(first)) {
 						return fmt.Errorf("%d events fed", n.Events)
 					}
 					return nil
@@ -355,7 +376,7 @@ func TestConnectorScenarios(t *testing.T) {
 					return emptySnapshot(cmd)
 				})
 				sess.drop()
-				sess = f.next(t)
+				sess = connNext(t, f, e, 2)
 				testutil.CheckFor(t, 10*time.Second, func() error {
 					if n := len(e.Events(t, call.EventSnapshot)); n != 2 {
 						return fmt.Errorf("%d calls.snapshot events", n)

@@ -63,7 +63,7 @@ func TestClickToCallKeepsID(t *testing.T) {
 	f.setAPI(ctlAPI)
 	conn := connTestConnector(t, f, nil)
 	e := hubtest.Start(t, conn)
-	sess := f.next(t)
+	sess := connNext(t, f, e, 1)
 	ctx := context.Background()
 	testutil.CheckFor(t, 5*time.Second, func() error {
 		if _, err := e.H.Originate(ctx, store.DefaultTenant, "2001", "+74951112233"); !errors.Is(err, hub.ErrNotEnabled) {
@@ -119,7 +119,7 @@ func TestClickToCallRefused(t *testing.T) {
 	})
 	conn := connTestConnector(t, f, nil)
 	e := hubtest.Start(t, conn)
-	f.next(t)
+	connNext(t, f, e, 1)
 	ctlEnable(t, e, "2001")
 	ctx := context.Background()
 	id, err := e.H.Originate(ctx, store.DefaultTenant, "2001", "+74951112233")
@@ -146,7 +146,7 @@ func TestControlActions(t *testing.T) {
 	f.setAPI(ctlAPI)
 	conn := connTestConnector(t, f, nil)
 	e := hubtest.Start(t, conn)
-	sess := f.next(t)
+	sess := connNext(t, f, e, 1)
 	events, _ := connEvents(loadESLFixture(t, "01-inbound-answered/esl.raw"))
 	// The call up to its bridge: answered and talking.
 	for _, m := range events {

@@ -77,7 +77,7 @@ type Correlator struct {
 	x    fieldIndex
 	out  []call.Update
 	now  time.Time
-	snap *snapshot
+	snap *snapState
 	// epoch numbers snapshots; a channel's seen says in which one it was last heard.
 	epoch uint32
 
@@ -606,6 +606,11 @@ func (c *Correlator) onBridge(t time.Time) {
 	p, q := c.lookup(a), c.lookup(b)
 	if p == nil || q == nil || p == q || p.hungup || q.hungup {
 		return
+	}
+	// The event describes one of the two: if its CHANNEL_ANSWER went missing, this
+	// says it is up.
+	if ch := c.lookup(c.x.get(fldUniqueID)); (ch == p || ch == q) && string(c.x.get(fldAnswerState)) == "answered" {
+		c.markUp(ch, t)
 	}
 	c.bridgePair(p, q, t)
 }

@@ -12,9 +12,9 @@ import (
 	"callbridge/internal/call"
 )
 
-// snapshot collects what `show channels as json` and `show calls as json` report
+// snapState collects what `show channels as json` and `show calls as json` report
 // after a (re)connect.
-type snapshot struct {
+type snapState struct {
 	rows map[string]*snapRow
 	list []*snapRow // in arrival order, sorted before use, so reconciliation is deterministic
 	// dead holds channels that hung up since BeginSnapshot: a row written before the
@@ -36,7 +36,7 @@ type snapRow struct {
 // snapshot only fills in what happened while nobody was listening.
 func (c *Correlator) BeginSnapshot() {
 	c.epoch++
-	c.snap = &snapshot{rows: make(map[string]*snapRow, 64), dead: make(map[string]bool)}
+	c.snap = &snapState{rows: make(map[string]*snapRow, 64), dead: make(map[string]bool)}
 }
 
 // snapDoc is the JSON FreeSWITCH answers `show … as json` with.
@@ -229,7 +229,7 @@ func (c *Correlator) EndSnapshot(dst []call.Update, at time.Time) (alive []strin
 	return alive, out
 }
 
-func (c *Correlator) reconcile(s *snapshot, at time.Time) {
+func (c *Correlator) reconcile(s *snapState, at time.Time) {
 	// Channels neither listed nor heard from since the link came up ended during the
 	// gap.
 	var gone []*fchan
@@ -370,7 +370,7 @@ func (c *Correlator) removeQuiet(ch *fchan) {
 
 // addFromRow starts following a channel first seen in the lists. Its call is the one
 // of its call_uuid or bridge partner, if known.
-func (c *Correlator) addFromRow(it *snapRow, s *snapshot, at time.Time) *fchan {
+func (c *Correlator) addFromRow(it *snapRow, s *snapState, at time.Time) *fchan {
 	created := it.created
 	if created.IsZero() || created.After(at) {
 		created = at

@@ -62,7 +62,6 @@ type corrReplay struct {
 	lost      int
 	corr      *Correlator
 	lastStamp time.Time
-	events    int
 }
 
 func newCorrReplay(t testing.TB, o Options) *corrReplay {
@@ -169,7 +168,6 @@ func (r *corrReplay) feed(t testing.TB, raw []byte, reconnect bool) {
 		if ts, ok := parseMicros(e.GetBytes("Event-Date-Timestamp")); ok {
 			r.lastStamp = ts
 		}
-		r.events++
 		ups = r.corr.Feed(ups[:0], e, r.lastStamp)
 		r.apply(ups)
 	}
@@ -377,9 +375,6 @@ func TestScenarioIDs(t *testing.T) {
 // TestLoadTrace replays the load run's capture, cut mid-frame at 100 MiB: no update
 // is refused and the calls are answered inbound calls.
 func TestLoadTrace(t *testing.T) {
-	if testing.Short() {
-		t.Skip("load trace in -short mode")
-	}
 	raw := scenarioCapture(t, filepath.Join(corrFixtures, "13-max-load-30s"))
 	r := newCorrReplay(t, corrLabOptions())
 	r.feed(t, raw, false)
