@@ -205,3 +205,47 @@ func BenchmarkEventsReplay(b *testing.B) {
 	b.SetBytes(size)
 	b.ReportMetric(float64(b.N*replayEvents)/b.Elapsed().Seconds(), "events/s")
 }
+
+// BenchmarkEventsOneTenant catches up one small tenant's log in a store shared with a
+// busy one: 100,000 events, of which every 100th is the small tenant's. What it
+// measures is how much of the other tenant's log a tenant's read has to step over.
+func BenchmarkEventsOneTenant(b *testing.B) {
+	const total, every = 100_000, 100
+	db := open(b, filepath.Join(b.TempDir(), "tenants.db"), sqlite.Options{})
+	ctx := b.Context()
+	g := newBatchGen(b)
+	for n := 0; n < total; n += benchEvents {
+		batch := g.next()
+		for i, e := range batch.Events {
+			if (n+i)%every == 0 {
+				c := *e
+				c.Tenant = "small"
+				batch.Events[i] = &c
+			}
+		}
+		if err := db.Commit(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		var after int64
+		got := 0
+		for {
+			evs, err := db.Events(ctx, store.EventFilter{Tenant: "small", After: after, Limit: 1000})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(evs) == 0 {
+				break
+			}
+			got += len(evs)
+			after = evs[len(evs)-1].Seq
+		}
+		if want := (total + benchEvents - 1) / benchEvents * benchEvents / every; got < want-1 || got > want+1 {
+			b.Fatalf("%d events of the small tenant, want about %d", got, want)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/catch-up")
+}
