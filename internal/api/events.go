@@ -96,7 +96,7 @@ func (s *server) pollEvents(ctx context.Context, in *eventsInput) (*eventsOutput
 		defer cancel()
 	}
 
-	sub := s.hub.Subscribe(after)
+	sub := s.hub.SubscribeTenant(after, p.Tenant)
 	page := eventPage{Events: []wireEvent{}, Next: after}
 	scanned := 0
 	for scanned < s.maxScan && len(page.Events) < in.Limit {
@@ -120,15 +120,21 @@ func (s *server) pollEvents(ctx context.Context, in *eventsInput) (*eventsOutput
 		if err != nil {
 			return nil, s.problem(ctx, "events", err)
 		}
+		full := false
 		for _, ev := range evs {
 			scanned++
 			page.Next = ev.Seq
 			if visible(ev, p, exts) {
 				page.Events = append(page.Events, ev.Wire())
-				if len(page.Events) == in.Limit {
+				if full = len(page.Events) == in.Limit; full {
 					break
 				}
 			}
+		}
+		if !full {
+			// The subscription stepped over other tenants' events too: the next page
+			// starts after them.
+			page.Next = sub.Cursor()
 		}
 	}
 	return &eventsOutput{CacheControl: "no-store", Body: page}, nil

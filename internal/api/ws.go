@@ -249,7 +249,7 @@ func (w *wsServer) serve(rw http.ResponseWriter, r *http.Request) {
 	hs, _ := r.Context().Value(http.ServerContextKey).(*http.Server)
 	defer context.AfterFunc(w.serverContext(hs), cancel)()
 
-	c := &wsConn{s: w.s, conn: conn, p: p, sub: w.s.hub.Subscribe(start), fan: w.fan, fc: w.fan.add(p),
+	c := &wsConn{s: w.s, conn: conn, p: p, sub: w.s.hub.SubscribeTenant(start, p.Tenant), fan: w.fan, fc: w.fan.add(p),
 		readerGone: make(chan struct{})}
 	c.inbox.wake = make(chan struct{}, 1)
 	defer w.fan.remove(c.fc)
@@ -522,7 +522,7 @@ func (c *wsConn) write(ctx context.Context, snap []byte) (websocket.StatusCode, 
 // sends what matches.
 func (c *wsConn) pull(ctx context.Context, active *wsSub, cursor *int64) error {
 	if c.sub.Cursor() != *cursor {
-		c.sub = c.s.hub.Subscribe(*cursor)
+		c.sub = c.s.hub.SubscribeTenant(*cursor, c.p.Tenant)
 	}
 	evs, err := c.sub.Next(ctx, wsBatch)
 	if err != nil {
@@ -536,6 +536,8 @@ func (c *wsConn) pull(ctx context.Context, active *wsSub, cursor *int64) error {
 		}
 		*cursor = ev.Seq
 	}
+	// Past the other tenants' events the subscription stepped over.
+	*cursor = c.sub.Cursor()
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -508,5 +509,63 @@ func TestRawListeners(t *testing.T) {
 	s.Close()
 	if e.h.RawWanted("a") {
 		t.Fatal("raw still wanted after the last listener left")
+	}
+}
+
+// TestSubscribeTenant: a tenant's subscription yields exactly that tenant's events of
+// the log, in order, from the store and then live, and is not held up by stretches of
+// other tenants' events.
+func TestSubscribeTenant(t *testing.T) {
+	st := openStore(t, filepath.Join(t.TempDir(), "cb.db"))
+	defer st.Close()
+	busy, small := newFake("busy", "101"), newFake("small", "201")
+	e := start(t, st, hub.Config{Connectors: []hub.Connector{busy, small}, Tenants: map[string]string{"small": "acme"}, RingSize: 8})
+	defer e.stop()
+	ring := func(p *fakePBX, id, ext string, s float64) {
+		p.send(call.Update{PBXCallID: id, Time: at(s), Kind: call.KindRing, Direction: call.DirectionIn, Customer: "100200", Extensions: []string{ext}})
+		p.send(call.Update{PBXCallID: id, Time: at(s + 0.5), Kind: call.KindEnd, Disposition: call.DispositionBusy})
+	}
+	for i := range 40 {
+		ring(busy, fmt.Sprintf("b%d", i), "101", float64(i))
+		if i%10 == 0 {
+			ring(small, fmt.Sprintf("s%d", i), "201", float64(i))
+		}
+	}
+	acme := func() []int64 {
+		evs, err := st.Events(context.Background(), store.EventFilter{Tenant: "acme"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []int64
+		for _, ev := range evs {
+			out = append(out, ev.Seq)
+		}
+		return out
+	}
+	checkFor(t, 5*time.Second, func() error {
+		if n := len(acme()); n < 8 {
+			return fmt.Errorf("%d acme events", n)
+		}
+		return nil
+	})
+	sub := e.h.SubscribeTenant(0, "acme")
+	want := acme()
+	got := collect(t, sub, len(want))
+	for i, ev := range got {
+		if ev.Tenant != "acme" || i >= len(want) || ev.Seq != want[i] {
+			t.Fatalf("event %d: seq %d tenant %q, want seq %v", i, ev.Seq, ev.Tenant, want)
+		}
+	}
+	// A long stretch of the busy tenant, then one acme call: it comes through.
+	for i := range 30 {
+		ring(busy, fmt.Sprintf("b2-%d", i), "101", float64(100+i))
+	}
+	ring(small, "s-late", "201", 200)
+	got = collect(t, sub, 2)
+	if got[0].Tenant != "acme" || !strings.Contains(string(got[0].Raw), `"pbx_call_id":"s-late"`) {
+		t.Fatalf("late event %s", got[0].Raw)
+	}
+	if sub.Cursor() < got[1].Seq {
+		t.Fatalf("cursor %d behind the last event %d", sub.Cursor(), got[1].Seq)
 	}
 }

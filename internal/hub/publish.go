@@ -86,42 +86,58 @@ func (p *publisher) close() {
 type Subscription struct {
 	p      *publisher
 	cursor int64
+	// tenant, when set, keeps only that tenant's events.
+	tenant string
 }
 
-// Cursor is the seq of the last event returned.
+// Cursor is the seq of the last event examined: the last returned, or past it the
+// other tenants' events a tenant's subscription stepped over.
 func (s *Subscription) Cursor() int64 { return s.cursor }
 
-// Next returns up to max events after the cursor, waiting until there is at least one
+// Next returns up to limit events after the cursor, waiting until there is at least one
 // or ctx ends. Events come from the in-memory ring when it still holds them, else from
 // the store; either way in seq order with no gap and no duplicate.
-func (s *Subscription) Next(ctx context.Context, max int) ([]*call.Event, error) {
-	if max <= 0 {
-		max = 512
+func (s *Subscription) Next(ctx context.Context, limit int) ([]*call.Event, error) {
+	if limit <= 0 {
+		limit = 512
 	}
 	for {
 		s.p.mu.RLock()
 		last, first, wake, closed := s.p.lastSq, s.p.first, s.p.wake, s.p.closed
 		if s.cursor < last && s.cursor+1 >= first {
-			n := min(last-s.cursor, int64(max))
-			out := make([]*call.Event, 0, n)
-			for seq := s.cursor + 1; seq <= s.cursor+n; seq++ {
-				out = append(out, s.p.ring[seq&s.p.mask])
+			out := make([]*call.Event, 0, min(last-s.cursor, int64(limit)))
+			seq := s.cursor + 1
+			for ; seq <= last && len(out) < limit; seq++ {
+				if e := s.p.ring[seq&s.p.mask]; s.tenant == "" || e.Tenant == s.tenant {
+					out = append(out, e)
+				}
 			}
 			s.p.mu.RUnlock()
-			s.cursor += n
-			return out, nil
+			s.cursor = seq - 1
+			if len(out) > 0 {
+				return out, nil
+			}
+			continue // only other tenants' events: wait for more
 		}
 		s.p.mu.RUnlock()
 		if s.cursor < last {
 			// Behind the ring: read the log. Committed is enough; the ring only lags.
-			evs, err := s.p.st.Events(ctx, store.EventFilter{After: s.cursor, Limit: max})
+			evs, err := s.p.st.Events(ctx, store.EventFilter{Tenant: s.tenant, After: s.cursor, Limit: limit})
 			if err != nil {
 				return nil, fmt.Errorf("hub: replay: %w", err)
 			}
 			if len(evs) > 0 {
 				s.cursor = evs[len(evs)-1].Seq
+			}
+			if len(evs) < limit {
+				// Every event up to last was committed before it was published, so a
+				// short read holds all of the tenant's events up to last.
+				s.cursor = max(s.cursor, last)
+			}
+			if len(evs) > 0 {
 				return evs, nil
 			}
+			continue
 		}
 		if closed {
 			return nil, ErrStopped
