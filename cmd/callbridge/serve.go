@@ -114,7 +114,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	handler, err := api.New(api.Config{
 		Hub: h, Auth: auth.NewAuthenticator(st, 5*time.Second), Logger: log, Gatherer: reg, Registerer: reg,
 		Phone: norm, Version: version, CORS: api.CORS{Origins: cfg.CORS.Origins, MaxAge: cfg.CORS.MaxAge},
-		Recordings: api.Recordings{Dir: cfg.Recordings.Dir, LinkSecret: []byte(cfg.Recordings.LinkSecret)},
+		Recordings:    api.Recordings{Dir: cfg.Recordings.Dir, LinkSecret: []byte(cfg.Recordings.LinkSecret)},
+		WSTokenSecret: []byte(cfg.WSTokenSecret),
 		Ready: func(ctx context.Context) error {
 			select {
 			case <-running:

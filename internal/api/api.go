@@ -43,6 +43,9 @@ type Config struct {
 	Recordings Recordings
 	// CORS lets pages of other origins call the API (zero: none may).
 	CORS CORS
+	// WSTokenSecret signs the WebSocket tokens browsers connect with; empty: a random
+	// secret per process, so a token is valid only on the node that issued it.
+	WSTokenSecret []byte
 }
 
 // Paths of the API's description and documentation, served without a key so a
@@ -73,6 +76,8 @@ type server struct {
 	// recDir is the directory recordings are served from; linkKey signs links.
 	recDir  string
 	linkKey []byte
+	// wsSecret is the configured WebSocket token secret (empty: per process).
+	wsSecret []byte
 	// maxScan bounds the events one request looks at: a key that may see few of the
 	// tenant's events (or a tenant among busy others) gets an answer with a next
 	// cursor past what was scanned instead of a request that reads the whole log.
@@ -100,7 +105,8 @@ func New(cfg Config) (http.Handler, error) {
 	if cfg.Version == "" {
 		cfg.Version = "dev"
 	}
-	s := &server{hub: cfg.Hub, auth: cfg.Auth, log: cfg.Logger, phone: cfg.Phone, ready: cfg.Ready, maxScan: cfg.MaxScan}
+	s := &server{hub: cfg.Hub, auth: cfg.Auth, log: cfg.Logger, phone: cfg.Phone, ready: cfg.Ready, maxScan: cfg.MaxScan,
+		wsSecret: cfg.WSTokenSecret}
 	if s.maxScan <= 0 {
 		s.maxScan = 4096
 	}

@@ -108,7 +108,7 @@ type wsServer struct {
 // registerWS adds GET /api/v1/ws (on the mux: huma cannot upgrade, but the operation
 // is in the OpenAPI description) and POST /api/v1/ws/token.
 func (s *server) registerWS(mux *http.ServeMux) {
-	w := &wsServer{s: s, tokens: newWSTokens(), fan: newWSFanout(s.hub, s.log), shutdown: map[*http.Server]context.Context{}}
+	w := &wsServer{s: s, tokens: newWSTokens(s.wsSecret), fan: newWSFanout(s.hub, s.log), shutdown: map[*http.Server]context.Context{}}
 	w.registerToken()
 	s.muxRoute(mux, http.MethodGet, wsPath, w.serve)
 	s.api.OpenAPI().AddOperation(&huma.Operation{

@@ -30,18 +30,27 @@ var errBadToken = errors.New("invalid or expired token")
 
 // wsTokens issues and checks the short-lived tokens browsers pass as ?token= on the
 // WebSocket upgrade (a browser cannot set an Authorization header there). A token is
-// the key's principal and an expiry, signed with HMAC-SHA256 under a random secret
-// of this process: tokens do not survive a restart and are not valid on other nodes,
-// which is fine for something used within a minute of being issued. A token stays
-// valid until it expires even if its key is removed meanwhile (at most 60 s).
+// the key's principal and an expiry, signed with HMAC-SHA256. The key is derived from
+// the configured secret, so every node sharing it accepts every node's tokens (a load
+// balancer may send the upgrade anywhere) and tokens survive a restart; without one it
+// is random per process. A token stays valid until it expires even if its key is
+// removed meanwhile (at most 60 s).
 type wsTokens struct {
 	secret [32]byte
 	now    func() time.Time
 }
 
-func newWSTokens() *wsTokens {
+// newWSTokens signs with a key derived from secret, or a random one when it is empty.
+func newWSTokens(secret []byte) *wsTokens {
 	t := &wsTokens{now: time.Now}
-	_, _ = rand.Read(t.secret[:]) // never fails: crypto/rand aborts the process instead
+	if len(secret) == 0 {
+		_, _ = rand.Read(t.secret[:]) // never fails: crypto/rand aborts the process instead
+		return t
+	}
+	// Its own key, so the same secret used elsewhere signs nothing a token could pass for.
+	m := hmac.New(sha256.New, secret)
+	m.Write([]byte("callbridge websocket token v1"))
+	copy(t.secret[:], m.Sum(nil))
 	return t
 }
 

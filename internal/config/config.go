@@ -39,6 +39,10 @@ type Config struct {
 	TLS TLS `yaml:"tls"`
 	// Recordings says where recording files are served from.
 	Recordings Recordings `yaml:"recordings"`
+	// WSTokenSecret signs the WebSocket tokens browsers connect with; empty: a random
+	// secret per process, so a token works only on the node that issued it and not
+	// across a restart. Nodes behind one load balancer need one shared secret.
+	WSTokenSecret Secret `yaml:"ws_token_secret"`
 }
 
 // CORS is the cross-origin policy of the API.
@@ -336,6 +340,9 @@ func (c *Config) Validate() error {
 	}
 	if n := len(c.Recordings.LinkSecret); n > 0 && n < 16 {
 		bad("recordings.link_secret: at least 16 characters")
+	}
+	if n := len(c.WSTokenSecret); n > 0 && n < 16 {
+		bad("ws_token_secret: at least 16 characters")
 	}
 	seen := map[string]bool{}
 	for i, p := range c.PBX {

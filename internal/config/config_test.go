@@ -65,6 +65,7 @@ func TestLoadRejects(t *testing.T) {
 		{"bad env rate", "", map[string]string{"CALLBRIDGE_SIM_RATE": "fast"}, "CALLBRIDGE_SIM_RATE"},
 		{"negative rate", "pbx: [{id: a, kind: sim, rate: -1}]\n", nil, "rate -1"},
 		{"bad level", "log_level: loud\n", nil, "log_level"},
+		{"short ws token secret", "ws_token_secret: short\n", nil, "ws_token_secret: at least 16"},
 		{"freeswitch without password", "pbx: [{id: fs, kind: freeswitch, address: 127.0.0.1:8021}]\n", nil, "password is required"},
 		{"freeswitch bad address", "pbx: [{id: fs, kind: freeswitch, address: pbx, password: x}]\n", nil, "the event socket listens on 8021"},
 		{"freeswitch bad channel", "pbx: [{id: fs, kind: freeswitch, address: 127.0.0.1:8021, password: x, dialplan: {extension_channel: user/101}}]\n", nil, "must contain {ext}"},
