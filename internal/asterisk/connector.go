@@ -57,6 +57,11 @@ type Connector struct {
 	cfg Config
 	log *slog.Logger
 
+	// emu orders what reaches the hub: the reader's updates, the expiry's and the
+	// snapshot's Connected/updates/Synced go out one batch at a time, each in the
+	// order the correlator produced it. Held while sending, never while waiting for
+	// Asterisk (the reader needs it to read the answer).
+	emu sync.Mutex
 	// mu guards the correlator and the originate ids: the session's reader goroutine
 	// and the expiry ticker both feed the correlator.
 	mu         sync.Mutex
@@ -208,6 +213,8 @@ func (c *Connector) session(ctx context.Context, sink hub.Sink) (connected bool,
 	c.mu.Unlock()
 	raw, _ := sink.(hub.RawSink)
 	handler := func(p *ami.Packet, arrival time.Time) {
+		c.emu.Lock()
+		defer c.emu.Unlock()
 		c.mu.Lock()
 		if ts, ok := parseStamp(p.GetBytes("Timestamp")); ok {
 			c.clockEvt, c.clockWall = ts, arrival
@@ -263,6 +270,7 @@ func (c *Connector) session(ctx context.Context, sink hub.Sink) (connected bool,
 				s.fail(fmt.Errorf("asterisk: keepalive: %w", err))
 			}
 		case now := <-expire.C:
+			c.emu.Lock()
 			c.mu.Lock()
 			c.buf = c.corr.Expire(c.buf[:0], c.pbxTime(now))
 			ups := c.withIDs(c.buf)
@@ -270,6 +278,7 @@ func (c *Connector) session(ctx context.Context, sink hub.Sink) (connected bool,
 			for _, u := range ups {
 				sink.Update(u)
 			}
+			c.emu.Unlock()
 		}
 	}
 }
@@ -287,6 +296,11 @@ func (c *Connector) snapshot(ctx context.Context, s *Session, sink hub.Sink) err
 			return fmt.Errorf("asterisk: snapshot: %w", err)
 		}
 	}
+	// From here to Synced nothing else reaches the hub: an event read meanwhile
+	// follows the snapshot instead of slipping before Connected (which would end its
+	// call as lost) or before its call's first update.
+	c.emu.Lock()
+	defer c.emu.Unlock()
 	c.mu.Lock()
 	now := c.pbxTime(time.Now())
 	alive, out := c.corr.EndSnapshot(c.buf[:0], now)
@@ -364,8 +378,9 @@ func (c *Connector) session0() (*Session, error) {
 	return c.sess, nil
 }
 
-// ErrNotConnected: a command came while the AMI link is down.
-var ErrNotConnected = errors.New("asterisk: not connected")
+// ErrNotConnected: a command came while the AMI link is down. It wraps
+// hub.ErrNoConnector, so the API answers 503.
+var ErrNotConnected = fmt.Errorf("asterisk: not connected: %w", hub.ErrNoConnector)
 
 // Test opens a separate session, logs in, pings and logs off: it proves the address,
 // the credentials and that the manager answers, without touching the running link.

@@ -59,10 +59,10 @@ func (c *Connector) Control(ctx context.Context, cmd hub.Command) error {
 		return c.action(ctx, s, "Hangup", "Channel", target, "Cause", cause)
 	case hub.ActionTransfer:
 		if agent == "" {
-			return fmt.Errorf("asterisk: transfer: call %s: %w: nobody is talking to the customer", cmd.PBXCallID, hub.ErrUnsupported)
+			return fmt.Errorf("asterisk: transfer: call %s: %w: nobody is talking to the customer", cmd.PBXCallID, hub.ErrNotAllowed)
 		}
 		if cmd.To == "" {
-			return fmt.Errorf("asterisk: transfer: no target")
+			return fmt.Errorf("asterisk: transfer: %w: no target", call.ErrInvalid)
 		}
 		if cmd.Attended {
 			return c.action(ctx, s, "Atxfer", "Channel", agent, "Context", c.cfg.TransferContext, "Exten", cmd.To)
@@ -84,7 +84,7 @@ func (c *Connector) Control(ctx context.Context, cmd hub.Command) error {
 		}
 		for _, d := range cmd.Digits {
 			if !strings.ContainsRune("0123456789*#ABCDabcd", d) {
-				return fmt.Errorf("asterisk: dtmf: %q is not a DTMF digit", d)
+				return fmt.Errorf("asterisk: dtmf: %w: %q is not a DTMF digit", call.ErrInvalid, d)
 			}
 		}
 		for _, d := range cmd.Digits {
@@ -117,7 +117,7 @@ func (c *Connector) extChannel(ext string) string {
 // API answered with.
 func (c *Connector) originate(ctx context.Context, s *Session, cmd hub.Command) error {
 	if cmd.Extension == "" || cmd.To == "" {
-		return fmt.Errorf("asterisk: originate: extension and number are required")
+		return fmt.Errorf("asterisk: originate: %w: extension and number are required", call.ErrInvalid)
 	}
 	id := cmd.CallID
 	c.mu.Lock()
@@ -157,7 +157,7 @@ func (c *Connector) originate(ctx context.Context, s *Session, cmd hub.Command) 
 // the extension in every queue, anything else pauses it with the status as reason.
 func (c *Connector) agentStatus(ctx context.Context, s *Session, cmd hub.Command) error {
 	if cmd.Extension == "" {
-		return fmt.Errorf("asterisk: agent status: no extension")
+		return fmt.Errorf("asterisk: agent status: %w: no extension", call.ErrInvalid)
 	}
 	paused := !strings.EqualFold(cmd.Status, "available")
 	kv := []string{"Interface", c.extChannel(cmd.Extension), "Paused", strconv.FormatBool(paused)}
@@ -172,10 +172,10 @@ func (c *Connector) agentStatus(ctx context.Context, s *Session, cmd hub.Command
 // ConferenceContext, whose dialplan must send any number to ConfBridge(${EXTEN}).
 func (c *Connector) conference(ctx context.Context, s *Session, cmd hub.Command, legs Legs, agent string) error {
 	if legs.Customer == "" || agent == "" {
-		return fmt.Errorf("asterisk: conference: call %s: %w: the customer must be talking to an extension", cmd.PBXCallID, hub.ErrUnsupported)
+		return fmt.Errorf("asterisk: conference: call %s: %w: the customer must be talking to an extension", cmd.PBXCallID, hub.ErrNotAllowed)
 	}
 	if cmd.To == "" {
-		return fmt.Errorf("asterisk: conference: no party to add")
+		return fmt.Errorf("asterisk: conference: %w: no party to add", call.ErrInvalid)
 	}
 	h := fnv.New32a()
 	h.Write([]byte(cmd.PBXCallID))

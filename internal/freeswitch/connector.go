@@ -63,6 +63,11 @@ type Connector struct {
 	cfg Config
 	log *slog.Logger
 
+	// emu orders what reaches the hub: the reader's updates, the snapshot's
+	// Connected/updates/Synced and a failed originate's record go out one batch at a
+	// time, each batch in the order the correlator produced it. Held while sending,
+	// never while waiting for FreeSWITCH (the reader needs it to read the reply).
+	emu sync.Mutex
 	// mu guards the correlator, the originate ids, the agent names and the clock:
 	// the session's reader goroutine and the connector's goroutine both use them.
 	mu         sync.Mutex
@@ -81,6 +86,8 @@ type Connector struct {
 	smu  sync.Mutex
 	sess *Session
 	sink hub.Sink
+	// stopped is set when Run ends: no background job may start after it.
+	stopped bool
 
 	// jobs are the background commands (click-to-call) waiting for their result;
 	// Run waits for them before it returns.
@@ -157,7 +164,12 @@ func (c *Connector) Run(ctx context.Context, sink hub.Sink) error {
 	c.smu.Lock()
 	c.sink = sink
 	c.smu.Unlock()
-	defer c.jobs.Wait()
+	defer func() {
+		c.smu.Lock()
+		c.stopped = true
+		c.smu.Unlock()
+		c.jobs.Wait()
+	}()
 	failures := 0
 	for ctx.Err() == nil {
 		connected, err := c.session(ctx, sink)
@@ -234,6 +246,8 @@ func (c *Connector) session(ctx context.Context, sink hub.Sink) (connected bool,
 	c.mu.Unlock()
 	raw, _ := sink.(hub.RawSink)
 	handler := func(e *esl.Event, arrival time.Time) {
+		c.emu.Lock()
+		defer c.emu.Unlock()
 		c.mu.Lock()
 		if ts, ok := eventTime(e); ok {
 			c.clockEvt, c.clockWall = ts, arrival
@@ -305,6 +319,12 @@ func (c *Connector) snapshot(ctx context.Context, s *Session, sink hub.Sink) err
 			return fmt.Errorf("freeswitch: snapshot: %s: %w", cmd, err)
 		}
 	}
+	regs, regErr := s.API(ctx, "show registrations as json")
+	// From here to Synced nothing else reaches the hub: an event read meanwhile
+	// (a new call, a hang-up) follows the snapshot instead of slipping before
+	// Connected, which would end its call as lost, or before its call's ring.
+	c.emu.Lock()
+	defer c.emu.Unlock()
 	c.mu.Lock()
 	now := c.pbxTime(time.Now())
 	alive, out := c.corr.EndSnapshot(c.buf[:0], now)
@@ -316,7 +336,15 @@ func (c *Connector) snapshot(ctx context.Context, s *Session, sink hub.Sink) err
 		sink.Update(u)
 	}
 	sink.Synced(c.cfg.ID, now)
-	c.registrations(ctx, s, sink, now)
+	if regErr != nil {
+		c.log.Info("cannot list registrations", "err", regErr)
+		return nil
+	}
+	for _, ext := range parseRegistrations(regs) {
+		if c.corr.Internal(ext) {
+			sink.Status(hub.Status{PBX: c.cfg.ID, Type: call.EventExtStatus, Extension: ext, Status: "registered", Time: now})
+		}
+	}
 	return nil
 }
 
@@ -345,21 +373,6 @@ func (c *Connector) members(ctx context.Context, s *Session, sink hub.Sink) {
 	}
 	if len(exts) > 0 {
 		sink.Extensions(c.cfg.ID, exts)
-	}
-}
-
-// registrations reports the extensions registered now as extension.status, so a
-// panel is right from the start rather than from the next REGISTER.
-func (c *Connector) registrations(ctx context.Context, s *Session, sink hub.Sink, at time.Time) {
-	body, err := s.API(ctx, "show registrations as json")
-	if err != nil {
-		c.log.Info("cannot list registrations", "err", err)
-		return
-	}
-	for _, ext := range parseRegistrations(body) {
-		if c.corr.Internal(ext) {
-			sink.Status(hub.Status{PBX: c.cfg.ID, Type: call.EventExtStatus, Extension: ext, Status: "registered", Time: at})
-		}
 	}
 }
 
@@ -398,8 +411,9 @@ func (c *Connector) session0() (*Session, hub.Sink, error) {
 	return c.sess, c.sink, nil
 }
 
-// ErrNotConnected: a command came while the event socket is down.
-var ErrNotConnected = errors.New("freeswitch: not connected")
+// ErrNotConnected: a command came while the event socket is down. It wraps
+// hub.ErrNoConnector, so the API answers 503.
+var ErrNotConnected = fmt.Errorf("freeswitch: not connected: %w", hub.ErrNoConnector)
 
 // Test opens a separate session, authenticates without subscribing to anything,
 // asks for the uptime and leaves: it proves the address, the password and that the

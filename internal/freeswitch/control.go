@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -30,9 +31,9 @@ func (c *Connector) Control(ctx context.Context, cmd hub.Command) error {
 	if err != nil {
 		return err
 	}
-	for _, w := range []string{cmd.Extension, cmd.To} {
-		if err := checkWord(w); err != nil {
-			return fmt.Errorf("freeswitch: %s: %w", cmd.Action, err)
+	for _, n := range []string{cmd.Extension, cmd.To} {
+		if n != "" && !numberPattern.MatchString(n) {
+			return fmt.Errorf("freeswitch: %s: %w: %.40q is not a number FreeSWITCH can dial", cmd.Action, call.ErrInvalid, n)
 		}
 	}
 	switch cmd.Action {
@@ -58,7 +59,7 @@ func (c *Connector) Control(ctx context.Context, cmd hub.Command) error {
 		// A ringing extension that hangs up rejects the call for itself; otherwise the
 		// customer's leg goes, which ends the conversation.
 		target, cause := legs.Customer, "NORMAL_CLEARING"
-		if cmd.Extension != "" && legs.ByExt[cmd.Extension] != "" && legs.Agent == "" {
+		if cmd.Extension != "" && legs.ByExt[cmd.Extension] != "" && !legs.AgentUp {
 			target, cause = legs.ByExt[cmd.Extension], "CALL_REJECTED"
 		}
 		if target == "" {
@@ -69,23 +70,25 @@ func (c *Connector) Control(ctx context.Context, cmd hub.Command) error {
 		}
 		return c.api(ctx, s, "uuid_kill", target, cause)
 	case hub.ActionHold, hub.ActionResume:
-		// The customer is the one put on hold: FreeSWITCH plays them music.
-		if legs.Customer == "" {
-			return fmt.Errorf("freeswitch: %s: call %s: %w: no customer channel", cmd.Action, cmd.PBXCallID, ErrNoCall)
+		// uuid_hold holds a channel the way its phone's hold key would: that side goes
+		// quiet and its partner hears the hold music. The agent's leg is held, so the
+		// customer waits with music.
+		if agent == "" || !legs.AgentUp {
+			return fmt.Errorf("freeswitch: %s: call %s: %w: nobody is talking to the customer", cmd.Action, cmd.PBXCallID, hub.ErrNotAllowed)
 		}
 		if cmd.Action == hub.ActionResume {
-			return c.api(ctx, s, "uuid_hold", "off", legs.Customer)
+			return c.api(ctx, s, "uuid_hold", "off", agent)
 		}
-		return c.api(ctx, s, "uuid_hold", legs.Customer)
+		return c.api(ctx, s, "uuid_hold", agent)
 	case hub.ActionTransfer:
 		if cmd.To == "" {
-			return fmt.Errorf("freeswitch: transfer: no target")
+			return fmt.Errorf("freeswitch: transfer: %w: no target", call.ErrInvalid)
 		}
 		if cmd.Attended {
 			// att_xfer runs on the agent's leg: the customer waits, the agent talks to
 			// the target, and the agent's leaving joins the customer to the target.
-			if agent == "" {
-				return fmt.Errorf("freeswitch: transfer: call %s: %w: nobody is talking to the customer", cmd.PBXCallID, hub.ErrUnsupported)
+			if agent == "" || !legs.AgentUp {
+				return fmt.Errorf("freeswitch: transfer: call %s: %w: nobody is talking to the customer", cmd.PBXCallID, hub.ErrNotAllowed)
 			}
 			return c.api(ctx, s, "uuid_broadcast", agent, "att_xfer::"+c.dialString(cmd.To), "aleg")
 		}
@@ -110,11 +113,11 @@ func (c *Connector) Control(ctx context.Context, cmd hub.Command) error {
 			return fmt.Errorf("freeswitch: dtmf: call %s: %w: no customer channel", cmd.PBXCallID, ErrNoCall)
 		}
 		if cmd.Digits == "" {
-			return fmt.Errorf("freeswitch: dtmf: no digits")
+			return fmt.Errorf("freeswitch: dtmf: %w: no digits", call.ErrInvalid)
 		}
 		for _, d := range cmd.Digits {
 			if !strings.ContainsRune("0123456789*#ABCDabcd", d) {
-				return fmt.Errorf("freeswitch: dtmf: %q is not a DTMF digit", d)
+				return fmt.Errorf("freeswitch: dtmf: %w: %q is not a DTMF digit", call.ErrInvalid, d)
 			}
 		}
 		return c.api(ctx, s, "uuid_send_dtmf", legs.Customer, cmd.Digits)
@@ -131,17 +134,15 @@ func (c *Connector) api(ctx context.Context, s *Session, words ...string) error 
 	return err
 }
 
-// checkWord refuses what would change an API command's meaning if put into it: the
-// command line is split on spaces, and channel variables on commas and braces.
-func checkWord(w string) error {
-	if len(w) > 128 {
-		return fmt.Errorf("%.16q…: too long", w)
-	}
-	if i := strings.IndexAny(w, " \t\r\n'\"{}[],;|&<>^"); i >= 0 {
-		return fmt.Errorf("%q: %q is not allowed in a number", w, w[i])
-	}
-	return nil
-}
+// numberPattern is what a number or extension put into an API command may be:
+// digits, letters (named users), * # . _ and a leading +. Anything else could change
+// the command's meaning: a space shifts its arguments, "/" picks a loopback
+// channel's context, "@" a domain, a leading "-" reads as a flag, commas and braces
+// end channel variables.
+// uuidPattern is a call id usable as origination_uuid.
+var uuidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+var numberPattern = regexp.MustCompile(`^\+?[0-9A-Za-z*#][0-9A-Za-z*#._]{0,63}$`)
 
 // dialString reaches a number: an extension through ExtensionChannel, anything else
 // through the outbound context, as a loopback channel.
@@ -159,11 +160,11 @@ func (c *Connector) dialString(to string) string {
 // takes as long as the agent takes to answer.
 func (c *Connector) originate(ctx context.Context, s *Session, sink hub.Sink, cmd hub.Command) error {
 	if cmd.Extension == "" || cmd.To == "" {
-		return fmt.Errorf("freeswitch: originate: extension and number are required")
+		return fmt.Errorf("freeswitch: originate: %w: extension and number are required", call.ErrInvalid)
 	}
 	id := cmd.CallID
-	if err := checkWord(id); err != nil || id == "" {
-		return fmt.Errorf("freeswitch: originate: call id %q unusable as a channel uuid", id)
+	if !uuidPattern.MatchString(id) {
+		return fmt.Errorf("freeswitch: originate: %w: call id %.40q is not a uuid", call.ErrInvalid, id)
 	}
 	c.mu.Lock()
 	if len(c.originated) >= maxOriginating {
@@ -186,7 +187,13 @@ func (c *Connector) originate(ctx context.Context, s *Session, sink hub.Sink, cm
 	}, ",")
 	line := "originate {" + vars + "}" + strings.ReplaceAll(c.cfg.ExtensionChannel, "{ext}", cmd.Extension) +
 		" " + cmd.To + " XML " + c.cfg.OutboundContext
+	c.smu.Lock()
+	if c.stopped {
+		c.smu.Unlock()
+		return fmt.Errorf("freeswitch: %s: %w", c.cfg.ID, ErrNotConnected)
+	}
 	c.jobs.Add(1)
+	c.smu.Unlock()
 	go func() {
 		defer c.jobs.Done()
 		// The job outlives the request (202 is answered now) but not the session:
@@ -205,11 +212,16 @@ func (c *Connector) originate(ctx context.Context, s *Session, sink hub.Sink, cm
 
 // originateFailed records a click-to-call FreeSWITCH refused before any channel
 // existed (the agent's phone unregistered, busy, not answering): the API answered
-// with the call's id, so the call must exist, ended, rather than vanish.
+// with the call's id, so the call must exist, ended, rather than vanish. It is the
+// record the correlator makes of an agent leg that rang and failed: outbound to the
+// number, offered to the agent, ended, final; a call between extensions nobody took
+// leaves none, as there is no customer to call back.
 func (c *Connector) originateFailed(sink hub.Sink, cmd hub.Command, id string, err error) {
-	if !errors.Is(err, ErrCommandFailed) || sink == nil {
+	if !errors.Is(err, ErrCommandFailed) || sink == nil || c.corr.Internal(cmd.To) {
 		return
 	}
+	c.emu.Lock()
+	defer c.emu.Unlock()
 	c.mu.Lock()
 	_, never := c.originated[id]
 	delete(c.originated, id)
@@ -219,16 +231,14 @@ func (c *Connector) originateFailed(sink hub.Sink, cmd hub.Command, id string, e
 		return // the correlator saw the channel: its hang-up ends the call
 	}
 	cause := failCause(err.Error())
-	disp := call.DispositionFailed
-	switch cause {
-	case "USER_BUSY":
-		disp = call.DispositionBusy
-	case "NO_ANSWER", "NO_USER_RESPONSE", "ORIGINATOR_CANCEL", "ALLOTTED_TIMEOUT":
-		disp = call.DispositionNoAnswer
+	disp, ok := causeDisposition(cause)
+	if !ok || disp == call.DispositionCancelled {
+		disp = call.DispositionFailed
 	}
 	sink.Update(call.Update{PBX: c.cfg.ID, PBXCallID: id, CallID: id, Time: at, Kind: call.KindRing,
 		Direction: call.DirectionOut, Customer: cmd.To, Extensions: []string{cmd.Extension}})
 	sink.Update(call.Update{PBX: c.cfg.ID, PBXCallID: id, Time: at, Kind: call.KindEnd, Cause: cause, Disposition: disp})
+	sink.Update(call.Update{PBX: c.cfg.ID, PBXCallID: id, Time: at, Kind: call.KindFinal})
 }
 
 // failCause is the hang-up cause in an originate's "-ERR USER_BUSY" reply.
@@ -264,7 +274,7 @@ func agentStatusFor(status string) string {
 // the PBX last reported it, else by AgentName.
 func (c *Connector) agentStatus(ctx context.Context, s *Session, cmd hub.Command) error {
 	if cmd.Extension == "" {
-		return fmt.Errorf("freeswitch: agent status: no extension")
+		return fmt.Errorf("freeswitch: agent status: %w: no extension", call.ErrInvalid)
 	}
 	c.mu.Lock()
 	agent := c.agents[cmd.Extension]
@@ -280,8 +290,11 @@ func (c *Connector) agentStatus(ctx context.Context, s *Session, cmd hub.Command
 // allowed); a customer waiting unanswered in the dialplan is answered by the switch.
 func (c *Connector) answer(ctx context.Context, s *Session, cmd hub.Command, legs Legs) error {
 	ext := cmd.Extension
-	if ext == "" || legs.ByExt[ext] == "" {
-		ext = ""
+	if ext != "" && legs.ByExt[ext] == "" {
+		// Answering is permitted for the extension named, not for whichever rings.
+		return fmt.Errorf("freeswitch: answer: call %s: %w: extension %s is not ringing", cmd.PBXCallID, hub.ErrNotAllowed, ext)
+	}
+	if ext == "" {
 		for e := range legs.ByExt {
 			if ext != "" {
 				return fmt.Errorf("freeswitch: answer: call %s rings several extensions; say which one answers", cmd.PBXCallID)
@@ -301,11 +314,11 @@ func (c *Connector) answer(ctx context.Context, s *Session, cmd hub.Command, leg
 // conference moves the customer and the agent into a mod_conference room named
 // after the call, then calls the third party into it.
 func (c *Connector) conference(ctx context.Context, s *Session, cmd hub.Command, legs Legs, agent string) error {
-	if legs.Customer == "" || agent == "" {
-		return fmt.Errorf("freeswitch: conference: call %s: %w: the customer must be talking to an extension", cmd.PBXCallID, hub.ErrUnsupported)
+	if legs.Customer == "" || agent == "" || !legs.AgentUp {
+		return fmt.Errorf("freeswitch: conference: call %s: %w: the customer must be talking to an extension", cmd.PBXCallID, hub.ErrNotAllowed)
 	}
 	if cmd.To == "" {
-		return fmt.Errorf("freeswitch: conference: no party to add")
+		return fmt.Errorf("freeswitch: conference: %w: no party to add", call.ErrInvalid)
 	}
 	h := fnv.New32a()
 	h.Write([]byte(cmd.PBXCallID))

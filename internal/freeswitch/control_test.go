@@ -135,6 +135,10 @@ func TestClickToCallRefused(t *testing.T) {
 			c.Customer != "+74951112233" || len(c.Rung) != 1 || c.Rung[0] != "2001" {
 			return fmt.Errorf("call %+v", c)
 		}
+		// Its final record was produced, as for a call the PBX reported.
+		if n := len(e.Events(t, call.EventRecorded)); n != 1 {
+			return fmt.Errorf("%d call.recorded events", n)
+		}
 		return nil
 	})
 }
@@ -181,10 +185,12 @@ func TestControlActions(t *testing.T) {
 		{"complete attended transfer", hub.Command{Action: hub.ActionTransferComplete}, "api uuid_kill " + agent + " NORMAL_CLEARING", nil},
 		{"cancel without a transfer", hub.Command{Action: hub.ActionTransferCancel}, "", ErrNoCall},
 		{"dtmf", hub.Command{Action: hub.ActionDTMF, Digits: "56#"}, "api uuid_send_dtmf " + customer + " 56#", nil},
-		{"dtmf that is not", hub.Command{Action: hub.ActionDTMF, Digits: "5 x"}, "", nil},
-		{"hold", hub.Command{Action: hub.ActionHold}, "api uuid_hold " + customer, nil},
+		{"dtmf that is not", hub.Command{Action: hub.ActionDTMF, Digits: "5 x"}, "", call.ErrInvalid},
+		{"hold holds the agent's side", hub.Command{Action: hub.ActionHold}, "api uuid_hold " + agent, nil},
 		{"conference", hub.Command{Action: hub.ActionConference, To: "2002"}, "api bgapi originate sofia/pbx/2002@127.0.0.1:5090 &conference(cb", nil},
-		{"transfer to an injection", hub.Command{Action: hub.ActionTransfer, To: "2002 XML evil"}, "", nil},
+		{"transfer to an injection", hub.Command{Action: hub.ActionTransfer, To: "2002 XML evil"}, "", call.ErrInvalid},
+		{"transfer into another context", hub.Command{Action: hub.ActionTransfer, To: "12345/privileged", Attended: true}, "", call.ErrInvalid},
+		{"transfer to a flag", hub.Command{Action: hub.ActionTransfer, To: "-both"}, "", call.ErrInvalid},
 		{"hangup", hub.Command{Action: hub.ActionHangup}, "api uuid_kill " + customer + " NORMAL_CLEARING", nil},
 		{"answer an answered call", hub.Command{Action: hub.ActionAnswer}, "", hub.ErrNotAllowed},
 	}
@@ -226,7 +232,7 @@ func TestControlActions(t *testing.T) {
 		if err := conn.Control(ctx, hub.Command{Action: hub.ActionResume, PBXCallID: c.PBXCallID}); err != nil {
 			t.Fatal(err)
 		}
-		ctlLastCommand(t, f, "api uuid_hold off "+customer, n)
+		ctlLastCommand(t, f, "api uuid_hold off "+agent, n)
 	})
 	t.Run("agent status", func(t *testing.T) {
 		n := len(f.lines())
@@ -254,4 +260,47 @@ func TestControlActions(t *testing.T) {
 			t.Fatalf("err %v", err)
 		}
 	})
+}
+
+// TestControlRinging: on a call that rings, hanging up as the ringing extension
+// rejects the call for that phone only, and answering names the phone that rings.
+func TestControlRinging(t *testing.T) {
+	f := newFakeESL(t)
+	f.setAPI(ctlAPI)
+	conn := connTestConnector(t, f, nil)
+	e := hubtest.Start(t, conn)
+	sess := connNext(t, f, e, 1)
+	events, _ := connEvents(loadESLFixture(t, "03-inbound-no-answer/esl.raw"))
+	for _, m := range events {
+		if bytes.Contains(m, []byte("Event-Name: CHANNEL_HANGUP")) {
+			break
+		}
+		sess.send(m)
+	}
+	var pbxID string
+	testutil.CheckFor(t, 5*time.Second, func() error {
+		cs := e.Calls(t)
+		if len(cs) != 1 || cs[0].State != call.StateRinging || len(cs[0].Rung) != 1 {
+			return fmt.Errorf("%d calls", len(cs))
+		}
+		pbxID = cs[0].PBXCallID
+		return nil
+	})
+	const phone = "13701c1c-cb70-4f25-a6e7-762b8a55685e"
+	ctx := context.Background()
+	n := len(f.lines())
+	if err := conn.Control(ctx, hub.Command{Action: hub.ActionAnswer, PBXCallID: pbxID, Extension: "4002"}); !errors.Is(err, hub.ErrNotAllowed) {
+		t.Fatalf("answer as an extension that does not ring: %v", err)
+	}
+	if err := conn.Control(ctx, hub.Command{Action: hub.ActionAnswer, PBXCallID: pbxID, Extension: "4001"}); err != nil {
+		t.Fatal(err)
+	}
+	ctlLastCommand(t, f, "api uuid_phone_event "+phone+" talk", n)
+	if err := conn.Control(ctx, hub.Command{Action: hub.ActionHangup, PBXCallID: pbxID, Extension: "4001"}); err != nil {
+		t.Fatal(err)
+	}
+	ctlLastCommand(t, f, "api uuid_kill "+phone+" CALL_REJECTED", n)
+	if err := conn.Control(ctx, hub.Command{Action: hub.ActionHold, PBXCallID: pbxID}); !errors.Is(err, hub.ErrNotAllowed) {
+		t.Fatalf("hold of a ringing call: %v", err)
+	}
 }

@@ -9,6 +9,8 @@ type Legs struct {
 	// with the customer (or consulting, during an attended transfer), else the one
 	// ringing.
 	Agent string
+	// AgentUp says Agent has answered: it is not merely ringing.
+	AgentUp bool
 	// Consult is the consultation leg of an attended transfer in progress, if any.
 	Consult string
 	// ByExt is the channel of each extension leg, ringing or talking. Where an
@@ -53,7 +55,7 @@ func (c *Correlator) Legs(pbxCallID string) (Legs, bool) {
 		agent = ringing
 	}
 	if agent != nil {
-		l.Agent = agent.uid
+		l.Agent, l.AgentUp = agent.uid, agent.up
 		if k := agent.consult; k != nil && !k.gone && !k.hungup && k != cu {
 			consult = k
 		}
