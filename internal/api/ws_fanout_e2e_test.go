@@ -2,13 +2,19 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
+	"net/http"
 	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/google/uuid"
 
 	"callbridge/internal/call"
@@ -119,5 +125,83 @@ func TestWSFanoutSeam(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("got %d events, want %d (a gap or an extra one)\ngot  %v\nwant %v", len(got), len(want), got, want)
+	}
+}
+
+// TestWSSlowConsumerCloseCode: a client that stops reading while its events keep
+// coming is closed with 4000 "resume from SEQ"; SEQ is the last event it was sent,
+// so resuming with ?after=SEQ loses nothing and repeats nothing.
+func TestWSSlowConsumerCloseCode(t *testing.T) {
+	e := newEnv(t)
+	e.seed()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// A small receive buffer, so the server's writes stall soon after the client
+	// stops reading.
+	dialer := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var err error
+		rc.Control(func(fd uintptr) { err = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		return err
+	}}
+	hc := &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}}
+	c, _, err := websocket.Dial(ctx, e.wsURL(""), &websocket.DialOptions{HTTPClient: hc,
+		HTTPHeader: http.Header{"Authorization": {"Bearer " + e.keys["crm"]}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	c.SetReadLimit(16 << 20)
+	read := func() ([]byte, error) {
+		_, b, err := c.Read(ctx)
+		return b, err
+	}
+	if _, err := read(); err != nil { // calls.snapshot
+		t.Fatal(err)
+	}
+	if err := c.Write(ctx, websocket.MessageText, []byte(`{"subscribe": {"objects": ["101"]}}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := read(); err != nil { // the subscription's answer
+		t.Fatal(err)
+	}
+	// Not reading now: far more events than the queue and the socket buffers hold.
+	const n = 6000
+	for range n {
+		e.ringAsync(e.pbx, "101")
+	}
+	checkFor(t, func() error {
+		if s := e.hub.LastSeq(); s < n {
+			return fmt.Errorf("seq %d", s)
+		}
+		return nil
+	})
+	var last int64
+	got := 0
+	for {
+		b, err := read()
+		if err != nil {
+			var ce websocket.CloseError
+			if !errors.As(err, &ce) {
+				t.Fatalf("after %d events: %v, want a close frame", got, err)
+			}
+			if ce.Code != 4000 || ce.Reason != "resume from "+strconv.FormatInt(last, 10) {
+				t.Fatalf("close %d %q after %d events, last seq %d; want 4000 \"resume from %d\"", ce.Code, ce.Reason, got, last, last)
+			}
+			break
+		}
+		var ev struct {
+			Seq int64 `json:"seq"`
+		}
+		if json.Unmarshal(b, &ev) == nil && ev.Seq > 0 {
+			if ev.Seq <= last {
+				t.Fatalf("seq %d after %d", ev.Seq, last)
+			}
+			last = ev.Seq
+			got++
+		}
+	}
+	t.Logf("%d of %d events delivered, then 4000 \"resume from %d\"", got, n, last)
+	if got == 0 || got >= n {
+		t.Fatalf("%d of %d events before the close: the consumer was not cut off", got, n)
 	}
 }
