@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"math"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -142,6 +144,16 @@ func TestServeFreeSWITCH(t *testing.T) {
 	}
 	if code := s.get("/api/v1/pbx", s.key, &pbxs); code != 200 || len(pbxs.PBX) != 1 || pbxs.PBX[0].Kind != "freeswitch" || !pbxs.PBX[0].Connected {
 		t.Fatalf("GET /api/v1/pbx: %d %+v", code, pbxs)
+	}
+	// What the connector read of the PBX is counted, by PBX.
+	resp, err := http.Get("http://" + s.addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := fmt.Sprintf(`callbridge_pbx_events_total{pbx="fs"} %d`, len(events)); !strings.Contains(string(metrics), want) {
+		t.Errorf("/metrics lacks %s", want)
 	}
 	if strings.Contains(s.log(), "labsecret") {
 		t.Fatal("the event socket password is in the log")
