@@ -18,6 +18,7 @@ import (
 	"callbridge/internal/asterisk/ami"
 	"callbridge/internal/call"
 	"callbridge/internal/hubtest"
+	"callbridge/internal/pbxconn"
 	"callbridge/internal/sim"
 	"callbridge/internal/store"
 	"callbridge/internal/testutil"
@@ -85,7 +86,7 @@ func newTestConnector(t *testing.T, f *fakeAMI, tune func(*Config)) *Connector {
 	t.Helper()
 	cfg := Config{
 		ID: "lab", Address: f.addr(), Login: Login{Username: "cti", Secret: "s3cret", MD5: true},
-		Correlator: labOptions(), BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond,
+		Correlator: labOptions(), Backoff: pbxconn.Backoff{Min: 20 * time.Millisecond, Max: 100 * time.Millisecond},
 		Members: []string{"101", "107"},
 	}
 	if tune != nil {

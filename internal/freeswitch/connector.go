@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"strings"
 	"sync"
@@ -17,6 +16,7 @@ import (
 	"callbridge/internal/call"
 	"callbridge/internal/freeswitch/esl"
 	"callbridge/internal/hub"
+	"callbridge/internal/pbxconn"
 )
 
 // Config is one FreeSWITCH connection.
@@ -47,13 +47,13 @@ type Config struct {
 	Members []string
 	// Keepalive is the interval of the probe command on a quiet link (default 20 s).
 	Keepalive time.Duration
-	// BackoffMin and BackoffMax bound the wait between reconnection attempts
-	// (default 500 ms and 30 s); the wait doubles per failure, with jitter.
-	BackoffMin, BackoffMax time.Duration
+	// Backoff bounds the wait between reconnection attempts (default 500 ms to
+	// 30 s); the wait doubles per failure, with jitter.
+	Backoff pbxconn.Backoff
 	// Session tunes each connection.
 	Session SessionOptions
 	// Dial opens the TCP connection (default a net.Dialer with a 10 s timeout).
-	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	Dial pbxconn.DialFunc
 }
 
 // Connector is callbridge's connection to one FreeSWITCH: it keeps an event socket
@@ -130,16 +130,7 @@ func NewConnector(cfg Config, log *slog.Logger) (*Connector, error) {
 	if cfg.Keepalive <= 0 {
 		cfg.Keepalive = 20 * time.Second
 	}
-	if cfg.BackoffMin <= 0 {
-		cfg.BackoffMin = 500 * time.Millisecond
-	}
-	if cfg.BackoffMax < cfg.BackoffMin {
-		cfg.BackoffMax = max(30*time.Second, cfg.BackoffMin)
-	}
-	if cfg.Dial == nil {
-		d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
-		cfg.Dial = d.DialContext
-	}
+	cfg.Backoff = cfg.Backoff.Normalized()
 	cfg.Correlator.PBX = cfg.ID
 	corr, err := NewCorrelator(cfg.Correlator)
 	if err != nil {
@@ -170,64 +161,21 @@ func (c *Connector) Run(ctx context.Context, sink hub.Sink) error {
 		c.smu.Unlock()
 		c.jobs.Wait()
 	}()
-	failures := 0
-	for ctx.Err() == nil {
-		connected, err := c.session(ctx, sink)
-		if ctx.Err() != nil {
-			if connected {
-				sink.Disconnected(c.cfg.ID, context.Cause(ctx), time.Now())
-			}
-			return nil
-		}
-		if connected {
-			failures = 0
+	pbxconn.Loop{
+		Name: "freeswitch", Backoff: c.cfg.Backoff, Log: c.log,
+		Session: func(ctx context.Context) (bool, error) { return c.session(ctx, sink) },
+		Down: func(reason error, at time.Time) {
 			c.disconnects.Add(1)
-			sink.Disconnected(c.cfg.ID, err, time.Now())
-		}
-		failures++
-		wait := c.backoff(failures)
-		c.log.Warn("freeswitch connection down; reconnecting", "reason", err, "in", wait.Round(time.Millisecond), "attempt", failures)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-	}
+			sink.Disconnected(c.cfg.ID, reason, at)
+		},
+	}.Run(ctx)
 	return nil
 }
 
-// backoff is the wait before attempt n: doubling from BackoffMin up to BackoffMax,
-// with "equal jitter" (half fixed, half random) so many gateways do not reconnect to
-// a restarted PBX in lockstep.
-func (c *Connector) backoff(n int) time.Duration {
-	d := c.cfg.BackoffMin
-	for i := 1; i < n && d < c.cfg.BackoffMax; i++ {
-		d *= 2
-	}
-	d = min(d, c.cfg.BackoffMax)
-	return d/2 + rand.N(d/2+1)
-}
-
 func (c *Connector) dial(ctx context.Context) (net.Conn, error) {
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	conn, err := c.cfg.Dial(dctx, "tcp", c.cfg.Address)
+	conn, err := pbxconn.Dial(ctx, c.cfg.Dial, c.cfg.Address, c.cfg.TLS)
 	if err != nil {
-		return nil, fmt.Errorf("freeswitch: dial %s: %w", c.cfg.Address, err)
-	}
-	if c.cfg.TLS != nil {
-		cfg := c.cfg.TLS.Clone()
-		if cfg.ServerName == "" {
-			cfg.ServerName, _, _ = net.SplitHostPort(c.cfg.Address)
-		}
-		tc := tls.Client(conn, cfg)
-		if err := tc.HandshakeContext(dctx); err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("freeswitch: tls %s: %w", c.cfg.Address, err)
-		}
-		conn = tc
+		return nil, fmt.Errorf("freeswitch: %w", err)
 	}
 	return conn, nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"callbridge/internal/call"
 	"callbridge/internal/hubtest"
+	"callbridge/internal/pbxconn"
 	"callbridge/internal/sim"
 	"callbridge/internal/store"
 	"callbridge/internal/testutil"
@@ -26,7 +27,7 @@ func connTestConnector(t *testing.T, f *fakeESL, tune func(*Config)) *Connector 
 	t.Helper()
 	cfg := Config{
 		ID: "lab", Address: f.addr(), Login: Login{Password: fakePassword},
-		Correlator: corrLabOptions(), BackoffMin: 20 * time.Millisecond, BackoffMax: 100 * time.Millisecond,
+		Correlator: corrLabOptions(), Backoff: pbxconn.Backoff{Min: 20 * time.Millisecond, Max: 100 * time.Millisecond},
 		ExtensionChannel: "sofia/pbx/{ext}@127.0.0.1:5090", TransferContext: "public",
 		Members: []string{"2001", "2002", "2015"},
 	}
