@@ -10,6 +10,7 @@ import (
 
 	"callbridge/internal/asterisk/ami"
 	"callbridge/internal/call"
+	"callbridge/internal/intern"
 	"callbridge/internal/wire"
 )
 
@@ -61,7 +62,7 @@ type Stats struct {
 type Correlator struct {
 	pbx       string
 	r         *rules
-	in        *interner
+	in        *intern.Pool
 	maxChans  int
 	finalWait time.Duration
 
@@ -118,7 +119,7 @@ func NewCorrelator(o Options) (*Correlator, error) {
 	if o.PBX == "" {
 		return nil, errors.New("asterisk: correlator needs a PBX id")
 	}
-	in := newInterner(maxInterned)
+	in := intern.New(maxInterned)
 	r, err := newRules(&o, in)
 	if err != nil {
 		return nil, err
@@ -406,8 +407,8 @@ func (c *Correlator) addChannel(name, uid, linkedid, ctx, exten, cid []byte, sta
 		uid:     string(uid),
 		name:    string(name),
 		info:    c.r.classify(name, ctx),
-		ctx0:    c.in.bytes(ctx),
-		exten0:  c.in.bytes(exten),
+		ctx0:    c.in.Bytes(ctx),
+		exten0:  c.in.Bytes(exten),
 		state:   state,
 		created: created,
 		seen:    c.epoch,
@@ -756,14 +757,14 @@ func (c *Correlator) onDialEnd() {
 		// reached the customer failed.
 		if cs := dest.call; cs != nil && cs.root == dest && cs.dir == "" {
 			if s := c.x.get(fDialStatus); len(s) > 0 {
-				cs.lastStatus = c.in.bytes(s)
+				cs.lastStatus = c.in.Bytes(s)
 			}
 		}
 		return
 	}
 	if caller := c.lookup(c.x.get(fUniqueid)); caller != nil && caller.call != nil {
 		if s := c.x.get(fDialStatus); len(s) > 0 {
-			caller.call.lastStatus = c.in.bytes(s)
+			caller.call.lastStatus = c.in.Bytes(s)
 		}
 	}
 }
@@ -953,7 +954,7 @@ func (c *Correlator) onDTMF(t time.Time) {
 		return
 	}
 	u := c.emit(cs, call.KindDTMF, t)
-	u.Digits = c.in.bytes(d)
+	u.Digits = c.in.Bytes(d)
 }
 
 func isDigit(b byte) bool {
@@ -1087,7 +1088,7 @@ func (c *Correlator) onBlindTransfer(t time.Time) {
 	if transferer != nil && transferer.info.kind == kindPhone && transferer != cs.customer {
 		from = transferer.info.ext
 	}
-	c.transfer(cs, call.TransferBlind, from, c.in.bytes(c.x.get(fExtension)), false, t)
+	c.transfer(cs, call.TransferBlind, from, c.in.Bytes(c.x.get(fExtension)), false, t)
 }
 
 func (c *Correlator) onAttendedTransfer(t time.Time) {
@@ -1216,7 +1217,7 @@ func (c *Correlator) onCdr() {
 }
 
 func (c *Correlator) onOriginateResponse() {
-	target := c.in.bytes(c.x.get(fExten))
+	target := c.in.Bytes(c.x.get(fExten))
 	if target == "" {
 		return
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"callbridge/internal/call"
+	"callbridge/internal/intern"
 )
 
 // chanKind is what a channel stands for in a customer conversation. Asterisk says
@@ -45,14 +46,14 @@ type rules struct {
 	external map[string]bool
 	trunks   []string
 	pattern  *regexp.Regexp
-	intern   *interner
+	intern   *intern.Pool
 }
 
 // defaultInternalPattern: numbers of 2–5 digits are extensions, longer ones are
 // outside numbers; one digit is usually a menu choice or a feature code.
 const defaultInternalPattern = `^[0-9]{2,5}$`
 
-func newRules(o *Options, in *interner) (*rules, error) {
+func newRules(o *Options, in *intern.Pool) (*rules, error) {
 	r := &rules{internal: map[string]bool{}, external: map[string]bool{}, intern: in}
 	for _, c := range o.InternalContexts {
 		r.internal[c] = true
@@ -117,7 +118,7 @@ func (r *rules) classify(name, context []byte) chanInfo {
 	if r.isTrunk(name) || (len(context) > 0 && r.external[string(context)]) {
 		return chanInfo{kind: kindTrunk}
 	}
-	return chanInfo{kind: kindPhone, ext: r.intern.bytes(endpoint(name))}
+	return chanInfo{kind: kindPhone, ext: r.intern.Bytes(endpoint(name))}
 }
 
 func (r *rules) classifyLocal(name []byte) chanInfo {
@@ -130,7 +131,7 @@ func (r *rules) classifyLocal(name []byte) chanInfo {
 	at := bytes.LastIndexByte(body, '@')
 	if at < 0 {
 		info.kind = kindOutside
-		info.ext = r.intern.bytes(body)
+		info.ext = r.intern.Bytes(body)
 		return info
 	}
 	exten, ctx := body[:at], body[at+1:]
@@ -139,7 +140,7 @@ func (r *rules) classifyLocal(name []byte) chanInfo {
 	if d := bytes.LastIndexByte(ctx, '-'); d >= 0 {
 		ctx = ctx[:d]
 	}
-	info.ext = r.intern.bytes(exten)
+	info.ext = r.intern.Bytes(exten)
 	switch {
 	case r.external[string(ctx)]:
 		info.kind = kindEntry

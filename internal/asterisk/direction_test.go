@@ -4,12 +4,13 @@ import (
 	"testing"
 
 	"callbridge/internal/call"
+	"callbridge/internal/intern"
 )
 
 func labRules(t *testing.T) *rules {
 	t.Helper()
 	o := labOptions()
-	r, err := newRules(&o, newInterner(64))
+	r, err := newRules(&o, intern.New(64))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +89,7 @@ func TestDirectionRules(t *testing.T) {
 
 func TestTrunkPrefixes(t *testing.T) {
 	o := Options{PBX: "x", TrunkEndpoints: []string{"PJSIP/trunk", "DAHDI/", " ", "SIP/prov"}}
-	r, err := newRules(&o, newInterner(8))
+	r, err := newRules(&o, intern.New(8))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +117,7 @@ func TestInternalPattern(t *testing.T) {
 		}
 	}
 	o := Options{PBX: "x", InternalPattern: `^2[0-9]{3}$`}
-	r2, err := newRules(&o, newInterner(8))
+	r2, err := newRules(&o, intern.New(8))
 	if err != nil {
 		t.Fatal(err)
 	}

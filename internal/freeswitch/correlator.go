@@ -11,6 +11,7 @@ import (
 
 	"callbridge/internal/call"
 	"callbridge/internal/freeswitch/esl"
+	"callbridge/internal/intern"
 )
 
 // Options configure a Correlator for one PBX. Only the PBX's conventions go here
@@ -56,7 +57,7 @@ type Stats struct {
 type Correlator struct {
 	pbx      string
 	r        *dirRules
-	in       *strIntern
+	in       *intern.Pool
 	maxChans int
 
 	chans map[string]*fchan // by Unique-ID
@@ -113,7 +114,7 @@ func NewCorrelator(o Options) (*Correlator, error) {
 	if o.PBX == "" {
 		return nil, errors.New("freeswitch: correlator needs a PBX id")
 	}
-	in := newStrIntern(maxInterned)
+	in := intern.New(maxInterned)
 	r, err := newDirRules(&o, in)
 	if err != nil {
 		return nil, err
@@ -399,7 +400,7 @@ func (c *Correlator) addChan(uid []byte, f legFacts, created time.Time) *fchan {
 		seen:    c.epoch,
 	}
 	if ch.inbound {
-		ch.dest0 = c.in.bytes(f.dest)
+		ch.dest0 = c.in.Bytes(f.dest)
 	}
 	c.chans[ch.uid] = ch
 	c.order = append(c.order, ch)
@@ -740,7 +741,7 @@ func (c *Correlator) onHangup(t time.Time, complete bool) {
 		return
 	}
 	if !ch.hungup {
-		c.hangupChan(ch, c.in.bytes(capLen(c.x.get(fldHangupCause), maxNumLen)), t)
+		c.hangupChan(ch, c.in.Bytes(capLen(c.x.get(fldHangupCause), maxNumLen)), t)
 	}
 	if complete {
 		c.removeChan(ch, t)
@@ -1001,7 +1002,7 @@ func (c *Correlator) onDTMF(t time.Time) {
 		return
 	}
 	u := c.emit(cs, call.KindDTMF, t)
-	u.Digits = c.in.bytes(d)
+	u.Digits = c.in.Bytes(d)
 }
 
 func isDTMFDigit(b byte) bool {

@@ -336,7 +336,7 @@ func checkCorrState(t *testing.T, step corrFuzzStepName, c *Correlator) {
 	st := c.Stats()
 	if st.Channels > corrFuzzMaxChannels || st.Calls > st.Channels || len(c.byID) != st.Calls ||
 		len(c.order) > 2*st.Channels+64 || len(c.failed) > maxFailed || len(c.failed) != len(c.failedQ) ||
-		len(c.recent) > maxRecent || len(c.one) > maxInterned || len(c.in.m) > maxInterned {
+		len(c.recent) > maxRecent || len(c.one) > maxInterned || c.in.Len() > maxInterned {
 		t.Fatalf("%s: state unbounded: %+v, %d ids, %d order, %d failed, %d recent", step, st, len(c.byID),
 			len(c.order), len(c.failed), len(c.recent))
 	}

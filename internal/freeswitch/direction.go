@@ -6,6 +6,7 @@ import (
 	"regexp"
 
 	"callbridge/internal/call"
+	"callbridge/internal/intern"
 )
 
 // legKind is what a channel stands for in a customer conversation. FreeSWITCH says
@@ -36,14 +37,14 @@ type dirRules struct {
 	external map[string]bool
 	gateways map[string]bool
 	pattern  *regexp.Regexp
-	intern   *strIntern
+	intern   *intern.Pool
 }
 
 // defaultInternalPattern: numbers of 2–5 digits are extensions, longer ones are
 // outside numbers; one digit is usually a menu choice or a feature code.
 const defaultInternalPattern = `^[0-9]{2,5}$`
 
-func newDirRules(o *Options, in *strIntern) (*dirRules, error) {
+func newDirRules(o *Options, in *intern.Pool) (*dirRules, error) {
 	r := &dirRules{internal: map[string]bool{}, external: map[string]bool{}, gateways: map[string]bool{}, intern: in}
 	for _, c := range o.InternalContexts {
 		if c != "" {
@@ -99,18 +100,18 @@ func (r *dirRules) classify(f legFacts) legInfo {
 		if outbound {
 			n = dialled(f.dest, f.name)
 		}
-		return legInfo{kind: legOutside, num: r.intern.bytes(n)}
+		return legInfo{kind: legOutside, num: r.intern.Bytes(n)}
 	}
 	if outbound {
 		n := dialled(f.dest, f.name)
 		if r.isInternal(n) {
-			return legInfo{kind: legPhone, num: r.intern.bytes(n)}
+			return legInfo{kind: legPhone, num: r.intern.Bytes(n)}
 		}
-		return legInfo{kind: legOutside, num: r.intern.bytes(n)}
+		return legInfo{kind: legOutside, num: r.intern.Bytes(n)}
 	}
 	switch {
 	case r.external[string(f.context)]:
-		return legInfo{kind: legOutside, num: r.intern.bytes(f.cid)}
+		return legInfo{kind: legOutside, num: r.intern.Bytes(f.cid)}
 	case r.internal[string(f.context)]:
 		n := f.cid
 		if !r.isInternal(n) {
@@ -118,11 +119,11 @@ func (r *dirRules) classify(f legFacts) legInfo {
 				n = u
 			}
 		}
-		return legInfo{kind: legPhone, num: r.intern.bytes(n)}
+		return legInfo{kind: legPhone, num: r.intern.Bytes(n)}
 	case r.isInternal(f.cid):
-		return legInfo{kind: legPhone, num: r.intern.bytes(f.cid)}
+		return legInfo{kind: legPhone, num: r.intern.Bytes(f.cid)}
 	}
-	return legInfo{kind: legOutside, num: r.intern.bytes(f.cid)}
+	return legInfo{kind: legOutside, num: r.intern.Bytes(f.cid)}
 }
 
 // isGateway reports a channel of a configured trunk gateway: by its name

@@ -5,11 +5,12 @@ import (
 	"testing"
 
 	"callbridge/internal/call"
+	"callbridge/internal/intern"
 )
 
 func corrRules(t *testing.T, o Options) *dirRules {
 	t.Helper()
-	r, err := newDirRules(&o, newStrIntern(64))
+	r, err := newDirRules(&o, intern.New(64))
 	if err != nil {
 		t.Fatal(err)
 	}
