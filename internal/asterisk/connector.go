@@ -62,17 +62,14 @@ type Connector struct {
 	// order the correlator produced it. Held while sending, never while waiting for
 	// Asterisk (the reader needs it to read the answer).
 	emu sync.Mutex
-	// mu guards the correlator and the originate ids: the session's reader goroutine
-	// and the expiry ticker both feed the correlator.
+	// mu guards the correlator, the originate ids and the clock: the session's
+	// reader goroutine and the expiry ticker both feed the correlator.
 	mu         sync.Mutex
 	corr       *Correlator
 	buf        []call.Update
-	originated map[string]string // preset channel id → callbridge call id
-	// clockEvt is the newest event Timestamp and clockWall when it was read: the
-	// PBX's clock, carried forward by the local one, times what has no Timestamp
-	// (list items, expiry), so a PBX whose clock is off does not get calls timed
-	// on two clocks.
-	clockEvt, clockWall time.Time
+	originated pbxconn.Originations // click-to-calls not yet seen, by preset channel id
+	// clock is the PBX's, from event Timestamps: it times list items and expiry.
+	clock pbxconn.Clock
 
 	// disconnects counts sessions that ended, for metrics.
 	disconnects atomic.Uint64
@@ -116,7 +113,7 @@ func NewConnector(cfg Config, log *slog.Logger) (*Connector, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Connector{cfg: cfg, log: log.With("pbx", cfg.ID), corr: corr, originated: map[string]string{}}, nil
+	return &Connector{cfg: cfg, log: log.With("pbx", cfg.ID), corr: corr}, nil
 }
 
 // ID is the PBX id.
@@ -165,11 +162,11 @@ func (c *Connector) session(ctx context.Context, sink hub.Sink) (connected bool,
 		defer c.emu.Unlock()
 		c.mu.Lock()
 		if ts, ok := parseStamp(p.GetBytes("Timestamp")); ok {
-			c.clockEvt, c.clockWall = ts, arrival
+			c.clock.Observe(ts, arrival)
 		}
-		at := c.pbxTime(arrival)
+		at := c.clock.Now(arrival)
 		c.buf = c.corr.Feed(c.buf[:0], p, at)
-		ups := c.withIDs(c.buf)
+		ups := c.originated.Apply(c.buf)
 		c.mu.Unlock()
 		for _, u := range ups {
 			sink.Update(u)
@@ -220,8 +217,8 @@ func (c *Connector) session(ctx context.Context, sink hub.Sink) (connected bool,
 		case now := <-expire.C:
 			c.emu.Lock()
 			c.mu.Lock()
-			c.buf = c.corr.Expire(c.buf[:0], c.pbxTime(now))
-			ups := c.withIDs(c.buf)
+			c.buf = c.corr.Expire(c.buf[:0], c.clock.Now(now))
+			ups := c.originated.Apply(c.buf)
 			c.mu.Unlock()
 			for _, u := range ups {
 				sink.Update(u)
@@ -250,10 +247,10 @@ func (c *Connector) snapshot(ctx context.Context, s *Session, sink hub.Sink) err
 	c.emu.Lock()
 	defer c.emu.Unlock()
 	c.mu.Lock()
-	now := c.pbxTime(time.Now())
+	now := c.clock.Now(time.Now())
 	alive, out := c.corr.EndSnapshot(c.buf[:0], now)
 	c.buf = out
-	ups := c.withIDs(out)
+	ups := c.originated.Apply(out)
 	c.mu.Unlock()
 	sink.Connected(c.cfg.ID, alive, now)
 	for _, u := range ups {
@@ -289,26 +286,6 @@ func (c *Connector) members(ctx context.Context, s *Session, sink hub.Sink) {
 	if len(exts) > 0 {
 		sink.Extensions(c.cfg.ID, exts)
 	}
-}
-
-// withIDs gives a click-to-call's first update the id callbridge answered with: the
-// Originate preset the channel's Uniqueid, which is the call's Linkedid.
-func (c *Connector) withIDs(ups []call.Update) []call.Update {
-	if len(ups) == 0 {
-		return nil
-	}
-	out := make([]call.Update, len(ups))
-	copy(out, ups)
-	if len(c.originated) == 0 {
-		return out
-	}
-	for i := range out {
-		if id, ok := c.originated[out[i].PBXCallID]; ok && out[i].Kind == call.KindRing {
-			out[i].CallID = id
-			delete(c.originated, out[i].PBXCallID)
-		}
-	}
-	return out
 }
 
 func (c *Connector) setSession(s *Session) {
@@ -347,14 +324,6 @@ func (c *Connector) Test(ctx context.Context) error {
 	}
 	s.Action(ctx, "Logoff")
 	return nil
-}
-
-// pbxTime is the PBX's time now, as far as its events tell (c.mu held).
-func (c *Connector) pbxTime(wall time.Time) time.Time {
-	if c.clockEvt.IsZero() {
-		return wall
-	}
-	return c.clockEvt.Add(max(wall.Sub(c.clockWall), 0))
 }
 
 // rawEvent encodes an AMI packet as a pbx.raw event: its fields as a JSON object, a

@@ -11,10 +11,6 @@ import (
 	"callbridge/internal/hub"
 )
 
-// maxOriginating bounds the click-to-calls waiting for their first event: a PBX that
-// never reports them must not grow the map without limit.
-const maxOriginating = 4096
-
 // Control carries a command to Asterisk as AMI actions. Asterisk's refusal comes back
 // as an error wrapping ErrActionFailed with Asterisk's message.
 func (c *Connector) Control(ctx context.Context, cmd hub.Command) error {
@@ -120,17 +116,11 @@ func (c *Connector) originate(ctx context.Context, s *Session, cmd hub.Command) 
 		return fmt.Errorf("asterisk: originate: %w: extension and number are required", call.ErrInvalid)
 	}
 	id := cmd.CallID
-	c.mu.Lock()
-	if len(c.originated) >= maxOriginating {
-		for k := range c.originated {
-			delete(c.originated, k)
-			break
-		}
-	}
 	if id != "" {
-		c.originated[id] = id
+		c.mu.Lock()
+		c.originated.Add(id, id)
+		c.mu.Unlock()
 	}
-	c.mu.Unlock()
 	kv := []string{
 		"Channel", c.extChannel(cmd.Extension),
 		"Context", c.cfg.OutboundContext,
@@ -147,7 +137,7 @@ func (c *Connector) originate(ctx context.Context, s *Session, cmd hub.Command) 
 	err := c.action(ctx, s, "Originate", kv...)
 	if err != nil {
 		c.mu.Lock()
-		delete(c.originated, id)
+		c.originated.Take(id)
 		c.mu.Unlock()
 	}
 	return err

@@ -73,12 +73,11 @@ type Connector struct {
 	mu         sync.Mutex
 	corr       *Correlator
 	buf        []call.Update
-	originated map[string]string // preset channel uuid → callbridge call id
-	agents     map[string]string // extension → callcenter agent name the PBX reported
-	// clockEvt is the newest Event-Date-Timestamp and clockWall when it was read:
-	// the PBX's clock, carried forward by ours, times what carries no timestamp
-	// (the snapshot's end, a failed originate).
-	clockEvt, clockWall time.Time
+	originated pbxconn.Originations // click-to-calls not yet seen, by preset uuid
+	agents     map[string]string    // extension → callcenter agent name the PBX reported
+	// clock is the PBX's, from Event-Date-Timestamp: it times what carries no
+	// timestamp (the snapshot's end, a refused originate).
+	clock pbxconn.Clock
 
 	// disconnects counts sessions that ended, for metrics.
 	disconnects atomic.Uint64
@@ -140,7 +139,7 @@ func NewConnector(cfg Config, log *slog.Logger) (*Connector, error) {
 		log = slog.Default()
 	}
 	return &Connector{cfg: cfg, log: log.With("pbx", cfg.ID), corr: corr,
-		originated: map[string]string{}, agents: map[string]string{}}, nil
+		agents: map[string]string{}}, nil
 }
 
 // ID is the PBX id.
@@ -198,11 +197,11 @@ func (c *Connector) session(ctx context.Context, sink hub.Sink) (connected bool,
 		defer c.emu.Unlock()
 		c.mu.Lock()
 		if ts, ok := eventTime(e); ok {
-			c.clockEvt, c.clockWall = ts, arrival
+			c.clock.Observe(ts, arrival)
 		}
-		at := c.pbxTime(arrival)
+		at := c.clock.Now(arrival)
 		c.buf = c.corr.Feed(c.buf[:0], e, at)
-		ups := c.withIDs(c.buf)
+		ups := c.originated.Apply(c.buf)
 		st, ok := presence(c.cfg.ID, c.corr, c.agents, e, at)
 		c.mu.Unlock()
 		for _, u := range ups {
@@ -274,10 +273,10 @@ func (c *Connector) snapshot(ctx context.Context, s *Session, sink hub.Sink) err
 	c.emu.Lock()
 	defer c.emu.Unlock()
 	c.mu.Lock()
-	now := c.pbxTime(time.Now())
+	now := c.clock.Now(time.Now())
 	alive, out := c.corr.EndSnapshot(c.buf[:0], now)
 	c.buf = out
-	ups := c.withIDs(out)
+	ups := c.originated.Apply(out)
 	c.mu.Unlock()
 	sink.Connected(c.cfg.ID, alive, now)
 	for _, u := range ups {
@@ -324,26 +323,6 @@ func (c *Connector) members(ctx context.Context, s *Session, sink hub.Sink) {
 	}
 }
 
-// withIDs gives a click-to-call's first update the id callbridge answered with: the
-// originate preset the agent channel's uuid, which is the call's PBX id (c.mu held).
-func (c *Connector) withIDs(ups []call.Update) []call.Update {
-	if len(ups) == 0 {
-		return nil
-	}
-	out := make([]call.Update, len(ups))
-	copy(out, ups)
-	if len(c.originated) == 0 {
-		return out
-	}
-	for i := range out {
-		if id, ok := c.originated[out[i].PBXCallID]; ok && out[i].Kind == call.KindRing {
-			out[i].CallID = id
-			delete(c.originated, out[i].PBXCallID)
-		}
-	}
-	return out
-}
-
 func (c *Connector) setSession(s *Session) {
 	c.smu.Lock()
 	c.sess = s
@@ -378,14 +357,6 @@ func (c *Connector) Test(ctx context.Context) error {
 	defer s.Close()
 	_, err = s.API(ctx, "uptime s")
 	return err
-}
-
-// pbxTime is the PBX's time now, as far as its events tell (c.mu held).
-func (c *Connector) pbxTime(wall time.Time) time.Time {
-	if c.clockEvt.IsZero() {
-		return wall
-	}
-	return c.clockEvt.Add(max(wall.Sub(c.clockWall), 0))
 }
 
 // eventTime is an event's Event-Date-Timestamp (microseconds since the epoch).

@@ -14,10 +14,6 @@ import (
 	"callbridge/internal/hub"
 )
 
-// maxOriginating bounds the click-to-calls waiting for their first event: a PBX that
-// never reports them must not grow the map without limit.
-const maxOriginating = 4096
-
 // originateTimeout is how long a click-to-call rings the agent.
 const originateTimeout = 30 * time.Second
 
@@ -167,13 +163,7 @@ func (c *Connector) originate(ctx context.Context, s *Session, sink hub.Sink, cm
 		return fmt.Errorf("freeswitch: originate: %w: call id %.40q is not a uuid", call.ErrInvalid, id)
 	}
 	c.mu.Lock()
-	if len(c.originated) >= maxOriginating {
-		for k := range c.originated {
-			delete(c.originated, k)
-			break
-		}
-	}
-	c.originated[id] = id
+	c.originated.Add(id, id)
 	c.mu.Unlock()
 	vars := strings.Join([]string{
 		"origination_uuid=" + id,
@@ -223,9 +213,8 @@ func (c *Connector) originateFailed(sink hub.Sink, cmd hub.Command, id string, e
 	c.emu.Lock()
 	defer c.emu.Unlock()
 	c.mu.Lock()
-	_, never := c.originated[id]
-	delete(c.originated, id)
-	at := c.pbxTime(time.Now())
+	never := c.originated.Take(id)
+	at := c.clock.Now(time.Now())
 	c.mu.Unlock()
 	if !never {
 		return // the correlator saw the channel: its hang-up ends the call
