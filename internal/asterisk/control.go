@@ -68,7 +68,7 @@ func (c *Connector) Control(ctx context.Context, cmd hub.Command) error {
 		// The agent who started Atxfer completes it by leaving (Asterisk joins the
 		// customer to the target) or cancels it with the atxferabort feature.
 		if agent == "" {
-			return fmt.Errorf("asterisk: %s: call %s: %w: no agent on the call", cmd.Action, cmd.PBXCallID, ErrNoCall)
+			return fmt.Errorf("asterisk: %s: call %s: %w: no agent on the call", cmd.Action, cmd.PBXCallID, hub.ErrNotAllowed)
 		}
 		if cmd.Action == hub.ActionTransferCancel {
 			return c.action(ctx, s, "CancelAtxfer", "Channel", agent)
@@ -95,8 +95,9 @@ func (c *Connector) Control(ctx context.Context, cmd hub.Command) error {
 	return fmt.Errorf("asterisk: %s: %w", cmd.Action, hub.ErrUnsupported)
 }
 
-// ErrNoCall: the command names a call Asterisk is not running (any more).
-var ErrNoCall = fmt.Errorf("asterisk: no such call")
+// ErrNoCall: the command names a call Asterisk is not running (any more), or a leg
+// the call no longer has. It wraps hub.ErrEnded, so the API answers 409.
+var ErrNoCall = fmt.Errorf("asterisk: no such call: %w", hub.ErrEnded)
 
 func (c *Connector) action(ctx context.Context, s *Session, name string, kv ...string) error {
 	_, err := s.Action(ctx, name, kv...)

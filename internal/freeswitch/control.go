@@ -17,8 +17,9 @@ import (
 // originateTimeout is how long a click-to-call rings the agent.
 const originateTimeout = 30 * time.Second
 
-// ErrNoCall: the command names a call FreeSWITCH is not running (any more).
-var ErrNoCall = errors.New("freeswitch: no such call")
+// ErrNoCall: the command names a call FreeSWITCH is not running (any more), or a leg
+// the call no longer has. It wraps hub.ErrEnded, so the API answers 409.
+var ErrNoCall = fmt.Errorf("freeswitch: no such call: %w", hub.ErrEnded)
 
 // Control carries a command to FreeSWITCH as API commands. FreeSWITCH's -ERR reply
 // comes back as an error wrapping ErrCommandFailed with FreeSWITCH's text.
@@ -96,12 +97,12 @@ func (c *Connector) Control(ctx context.Context, cmd hub.Command) error {
 		if cmd.Action == hub.ActionTransferCancel {
 			// Ending the consultation returns the agent to the customer.
 			if legs.Consult == "" {
-				return fmt.Errorf("freeswitch: transfer cancel: call %s: %w: no transfer in progress", cmd.PBXCallID, ErrNoCall)
+				return fmt.Errorf("freeswitch: transfer cancel: call %s: %w: no transfer in progress", cmd.PBXCallID, hub.ErrNotAllowed)
 			}
 			return c.api(ctx, s, "uuid_kill", legs.Consult, "NORMAL_CLEARING")
 		}
 		if agent == "" {
-			return fmt.Errorf("freeswitch: transfer complete: call %s: %w: no agent on the call", cmd.PBXCallID, ErrNoCall)
+			return fmt.Errorf("freeswitch: transfer complete: call %s: %w: no agent on the call", cmd.PBXCallID, hub.ErrNotAllowed)
 		}
 		return c.api(ctx, s, "uuid_kill", agent, "NORMAL_CLEARING")
 	case hub.ActionDTMF:

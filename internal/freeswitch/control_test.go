@@ -183,7 +183,7 @@ func TestControlActions(t *testing.T) {
 		{"attended transfer outside", hub.Command{Action: hub.ActionTransfer, To: "+74951112233", Attended: true},
 			"api uuid_broadcast " + agent + " att_xfer::loopback/+74951112233/default aleg", nil},
 		{"complete attended transfer", hub.Command{Action: hub.ActionTransferComplete}, "api uuid_kill " + agent + " NORMAL_CLEARING", nil},
-		{"cancel without a transfer", hub.Command{Action: hub.ActionTransferCancel}, "", ErrNoCall},
+		{"cancel without a transfer", hub.Command{Action: hub.ActionTransferCancel}, "", hub.ErrNotAllowed},
 		{"dtmf", hub.Command{Action: hub.ActionDTMF, Digits: "56#"}, "api uuid_send_dtmf " + customer + " 56#", nil},
 		{"dtmf that is not", hub.Command{Action: hub.ActionDTMF, Digits: "5 x"}, "", call.ErrInvalid},
 		{"hold holds the agent's side", hub.Command{Action: hub.ActionHold}, "api uuid_hold " + agent, nil},
