@@ -1,6 +1,7 @@
 package asterisk
 
 import (
+	"slices"
 	"strconv"
 	"time"
 
@@ -55,21 +56,12 @@ func (c *Correlator) start(cs *callState, t time.Time) {
 
 // ring offers the call to one more extension.
 func (c *Correlator) ring(cs *callState, ext string, t time.Time) {
-	if !cs.started || cs.ended || ext == "" || len(cs.rung) >= maxRung || contains(cs.rung, ext) {
+	if !cs.started || cs.ended || ext == "" || len(cs.rung) >= maxRung || slices.Contains(cs.rung, ext) {
 		return
 	}
 	cs.rung = append(cs.rung, ext)
 	u := c.emit(cs, call.KindRing, t)
 	u.Extensions = c.oneExt(ext)
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // answer connects the customer to ext ("" for a conference room), as call.Apply does.
@@ -83,7 +75,7 @@ func (c *Correlator) answer(cs *callState, ext string, t time.Time) {
 		cs.answered, cs.answeredBy = true, ext
 	}
 	if ext != "" {
-		if !contains(cs.rung, ext) && len(cs.rung) < maxRungAll {
+		if !slices.Contains(cs.rung, ext) && len(cs.rung) < maxRungAll {
 			cs.rung = append(cs.rung, ext)
 		}
 		for i := range cs.transfers {
@@ -107,7 +99,7 @@ func (c *Correlator) connect(cs *callState, ext string, t time.Time) {
 	u := c.emit(cs, call.KindConnect, t)
 	u.Extension = ext
 	cs.answered, cs.answeredBy = true, ext
-	if !contains(cs.rung, ext) && len(cs.rung) < maxRungAll {
+	if !slices.Contains(cs.rung, ext) && len(cs.rung) < maxRungAll {
 		cs.rung = append(cs.rung, ext)
 	}
 }
@@ -183,7 +175,7 @@ func (c *Correlator) transfer(cs *callState, kind call.TransferKind, from, to st
 	switch {
 	case completed:
 		cs.st = call.StateActive
-		if !contains(cs.rung, to) && len(cs.rung) < maxRungAll {
+		if !slices.Contains(cs.rung, to) && len(cs.rung) < maxRungAll {
 			cs.rung = append(cs.rung, to)
 		}
 		cs.agent, cs.talking = to, true

@@ -2,6 +2,7 @@ package call
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -171,7 +172,7 @@ func ring(c *Call, u *Update) ([]Note, error) {
 func addRung(c *Call, exts []string, limit int) bool {
 	added := false
 	for _, e := range exts {
-		if e == "" || contains(c.Rung, e) || len(c.Rung) >= limit {
+		if e == "" || slices.Contains(c.Rung, e) || len(c.Rung) >= limit {
 			continue
 		}
 		c.Rung = append(c.Rung, e)
@@ -379,12 +380,3 @@ func validDigits(s string) bool {
 }
 
 func timePtr(t time.Time) *time.Time { return &t }
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}

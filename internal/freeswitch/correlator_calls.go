@@ -1,6 +1,7 @@
 package freeswitch
 
 import (
+	"slices"
 	"time"
 
 	"callbridge/internal/call"
@@ -56,21 +57,12 @@ func (c *Correlator) start(cs *fcall, t time.Time) {
 
 // ring offers the call to one more extension.
 func (c *Correlator) ring(cs *fcall, ext string, t time.Time) {
-	if !cs.started || cs.ended || ext == "" || len(cs.rung) >= maxRung || containsStr(cs.rung, ext) {
+	if !cs.started || cs.ended || ext == "" || len(cs.rung) >= maxRung || slices.Contains(cs.rung, ext) {
 		return
 	}
 	cs.rung = append(cs.rung, ext)
 	u := c.emit(cs, call.KindRing, t)
 	u.Extensions = c.oneExt(ext)
-}
-
-func containsStr(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // answer connects the customer to ext ("" for a conference room), as call.Apply does.
@@ -84,7 +76,7 @@ func (c *Correlator) answer(cs *fcall, ext string, t time.Time) {
 		cs.answered, cs.answeredBy = true, ext
 	}
 	if ext != "" {
-		if !containsStr(cs.rung, ext) && len(cs.rung) < maxRungAll {
+		if !slices.Contains(cs.rung, ext) && len(cs.rung) < maxRungAll {
 			cs.rung = append(cs.rung, ext)
 		}
 		for i := range cs.transfers {
@@ -108,7 +100,7 @@ func (c *Correlator) connect(cs *fcall, ext string, t time.Time) {
 	u := c.emit(cs, call.KindConnect, t)
 	u.Extension = ext
 	cs.answered, cs.answeredBy = true, ext
-	if !containsStr(cs.rung, ext) && len(cs.rung) < maxRungAll {
+	if !slices.Contains(cs.rung, ext) && len(cs.rung) < maxRungAll {
 		cs.rung = append(cs.rung, ext)
 	}
 }
@@ -189,7 +181,7 @@ func (c *Correlator) transfer(cs *fcall, kind call.TransferKind, from, to string
 	switch {
 	case completed:
 		cs.st = call.StateActive
-		if !containsStr(cs.rung, to) && len(cs.rung) < maxRungAll {
+		if !slices.Contains(cs.rung, to) && len(cs.rung) < maxRungAll {
 			cs.rung = append(cs.rung, to)
 		}
 		cs.agent, cs.talking = to, true

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"time"
 
 	"callbridge/internal/call"
@@ -83,7 +84,7 @@ func (h *Hub) allowed(c *call.Call) []string {
 	can := capable.Capabilities()
 	out := acts[:0:0]
 	for _, a := range acts {
-		if contains(can, a) {
+		if slices.Contains(can, a) {
 			out = append(out, a)
 		}
 	}
@@ -447,7 +448,7 @@ func (h *Hub) snapshotEvent(b *batch, pbx string, at time.Time) {
 		}
 		calls = append(calls, js)
 		for _, e := range c.Extensions() {
-			if !contains(exts, e) && len(exts) < 4*maxSnapshotCalls {
+			if !slices.Contains(exts, e) && len(exts) < 4*maxSnapshotCalls {
 				exts = append(exts, e)
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"callbridge/internal/call"
 	"callbridge/internal/store"
@@ -52,7 +53,7 @@ func (h *Hub) Control(ctx context.Context, tenant string, cmd Command) error {
 		// Completing or cancelling a transfer is part of transferring.
 		a = call.ActionTransfer
 	}
-	if a != string(ActionAgent) && !contains(c.AllowedActions(), a) {
+	if a != string(ActionAgent) && !slices.Contains(c.AllowedActions(), a) {
 		return fmt.Errorf("hub: %s: call %q is %s: %w", cmd.Action, cmd.CallID, c.State, ErrNotAllowed)
 	}
 	ext := actingExtension(c, cmd)

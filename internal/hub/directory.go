@@ -106,7 +106,7 @@ func (d *directory) users(tenant string, exts []string) []string {
 	var out []string
 	for _, e := range exts {
 		for _, u := range t[e] {
-			if !contains(out, u) {
+			if !slices.Contains(out, u) {
 				out = append(out, u)
 			}
 		}
@@ -120,22 +120,13 @@ func (d *directory) extensionsOf(tenant, user string) []string {
 	defer d.mu.RUnlock()
 	var out []string
 	for ext, us := range d.byExt[tenant] {
-		if contains(us, user) {
+		if slices.Contains(us, user) {
 			out = append(out, ext)
 		}
 	}
 	// Sorted: callers show the list, and a map's order would change from call to call.
 	slices.Sort(out)
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // endedCache keeps recently ended calls for the updates that follow an end (the final

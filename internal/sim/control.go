@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"callbridge/internal/call"
@@ -181,7 +182,7 @@ func (p *PBX) controlAnswer(c *simCall, cmd hub.Command, t time.Time, now time.D
 			if !ok {
 				return fmt.Errorf("%w: %q", ErrNoExtension, cmd.Extension)
 			}
-			if !contains(c.rung, i) {
+			if !slices.Contains(c.rung, i) {
 				return p.impossible(c, "is not ringing at "+cmd.Extension)
 			}
 			ext = i

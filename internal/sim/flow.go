@@ -2,6 +2,7 @@ package sim
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -532,7 +533,7 @@ func (p *PBX) afterTalk(c *simCall, now time.Duration) {
 func (p *PBX) answer(c *simCall, ext int32, t time.Time) {
 	p.emit(c, t, call.Update{Kind: call.KindAnswer, Extension: p.exts[ext]})
 	for k := len(c.held) - 1; k >= 0; k-- {
-		if i := c.held[k]; i != ext && contains(c.rung, i) {
+		if i := c.held[k]; i != ext && slices.Contains(c.rung, i) {
 			p.release(c, i, t)
 		}
 	}
@@ -571,7 +572,7 @@ func (p *PBX) consult(c *simCall, target int32, t time.Time, now time.Duration) 
 // ringMore offers the call to one more extension; an extension rung before is not
 // announced again, which the state machine would refuse as a duplicate.
 func (p *PBX) ringMore(c *simCall, target int32, t time.Time) {
-	if !contains(c.rung, target) {
+	if !slices.Contains(c.rung, target) {
 		p.emit(c, t, call.Update{Kind: call.KindRing, Extensions: []string{p.exts[target]}})
 		c.rung = append(c.rung, target)
 	}
@@ -662,7 +663,7 @@ func (p *PBX) unschedule(c *simCall) {
 }
 
 func (p *PBX) occupy(c *simCall, i int32, l line, t time.Time) {
-	if !contains(c.held, i) {
+	if !slices.Contains(c.held, i) {
 		c.held = append(c.held, i)
 	}
 	p.setLine(i, l, t)
@@ -691,13 +692,4 @@ func (p *PBX) setLine(i int32, l line, t time.Time) {
 			PBX: p.id, Type: call.EventExtStatus, Extension: p.exts[i], Status: l.String(), Time: t,
 		}})
 	}
-}
-
-func contains(list []int32, x int32) bool {
-	for _, y := range list {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }

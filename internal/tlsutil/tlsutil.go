@@ -144,14 +144,15 @@ func Hosts(listen string) []string {
 		}
 	}
 	for _, h := range []string{"localhost", "127.0.0.1", "::1"} {
-		if !contains(out, h) {
+		if !containsFold(out, h) {
 			out = append(out, h)
 		}
 	}
 	return out
 }
 
-func contains(list []string, s string) bool {
+// containsFold reports whether list holds s, ignoring case (host names).
+func containsFold(list []string, s string) bool {
 	for _, v := range list {
 		if strings.EqualFold(v, s) {
 			return true
