@@ -143,7 +143,7 @@ func TestServeFreeSWITCH(t *testing.T) {
 		} `json:"pbx"`
 	}
 	if code := s.get("/api/v1/pbx", s.key, &pbxs); code != 200 || len(pbxs.PBX) != 1 || pbxs.PBX[0].Kind != "freeswitch" || !pbxs.PBX[0].Connected {
-		t.Fatalf("GET /api/v1/pbx: %d %+v", code, pbxs)
+		t.Fatalf("GET /api/v1/pbx: %d %+v\n%s", code, pbxs, s.log())
 	}
 	// What the connector read of the PBX is counted, by PBX.
 	resp, err := http.Get("http://" + s.addr + "/metrics")

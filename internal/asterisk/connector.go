@@ -57,11 +57,9 @@ type Connector struct {
 	cfg Config
 	log *slog.Logger
 
-	// emu orders what reaches the hub: the reader's updates, the expiry's and the
-	// snapshot's Connected/updates/Synced go out one batch at a time, each in the
-	// order the correlator produced it. Held while sending, never while waiting for
-	// Asterisk (the reader needs it to read the answer).
-	emu sync.Mutex
+	// out takes updates to the hub in the order the correlator made them, with a
+	// (re)connect's Connected before anything made while it reconciled.
+	out pbxconn.Outbox
 	// mu guards the correlator, the originate ids and the clock: the session's
 	// reader goroutine and the expiry ticker both feed the correlator.
 	mu         sync.Mutex
@@ -156,21 +154,22 @@ func (c *Connector) session(ctx context.Context, sink hub.Sink) (connected bool,
 	c.mu.Lock()
 	c.corr.BeginSnapshot()
 	c.mu.Unlock()
+	c.out.Hold()
+	// Whatever the session kept and did not get to send goes out when it ends.
+	defer c.out.Release(sink.Update, nil, nil)
 	raw, _ := sink.(hub.RawSink)
 	handler := func(p *ami.Packet, arrival time.Time) {
-		c.emu.Lock()
-		defer c.emu.Unlock()
-		c.mu.Lock()
-		if ts, ok := parseStamp(p.GetBytes("Timestamp")); ok {
-			c.clock.Observe(ts, arrival)
-		}
-		at := c.clock.Now(arrival)
-		c.buf = c.corr.Feed(c.buf[:0], p, at)
-		ups := c.originated.Apply(c.buf)
-		c.mu.Unlock()
-		for _, u := range ups {
-			sink.Update(u)
-		}
+		var at time.Time
+		c.out.Produce(sink.Update, func() []call.Update {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if ts, ok := parseStamp(p.GetBytes("Timestamp")); ok {
+				c.clock.Observe(ts, arrival)
+			}
+			at = c.clock.Now(arrival)
+			c.buf = c.corr.Feed(c.buf[:0], p, at)
+			return c.originated.Apply(c.buf)
+		})
 		if st, ok := presence(c.cfg.ID, c.corr.r, p, at); ok {
 			sink.Status(st)
 		}
@@ -215,15 +214,12 @@ func (c *Connector) session(ctx context.Context, sink hub.Sink) (connected bool,
 				s.fail(fmt.Errorf("asterisk: keepalive: %w", err))
 			}
 		case now := <-expire.C:
-			c.emu.Lock()
-			c.mu.Lock()
-			c.buf = c.corr.Expire(c.buf[:0], c.clock.Now(now))
-			ups := c.originated.Apply(c.buf)
-			c.mu.Unlock()
-			for _, u := range ups {
-				sink.Update(u)
-			}
-			c.emu.Unlock()
+			c.out.Produce(sink.Update, func() []call.Update {
+				c.mu.Lock()
+				defer c.mu.Unlock()
+				c.buf = c.corr.Expire(c.buf[:0], c.clock.Now(now))
+				return c.originated.Apply(c.buf)
+			})
 		}
 	}
 }
@@ -241,22 +237,25 @@ func (c *Connector) snapshot(ctx context.Context, s *Session, sink hub.Sink) err
 			return fmt.Errorf("asterisk: snapshot: %w", err)
 		}
 	}
-	// From here to Synced nothing else reaches the hub: an event read meanwhile
-	// follows the snapshot instead of slipping before Connected (which would end its
-	// call as lost) or before its call's first update.
-	c.emu.Lock()
-	defer c.emu.Unlock()
-	c.mu.Lock()
-	now := c.clock.Now(time.Now())
-	alive, out := c.corr.EndSnapshot(c.buf[:0], now)
-	c.buf = out
-	ups := c.originated.Apply(out)
-	c.mu.Unlock()
-	sink.Connected(c.cfg.ID, alive, now)
-	for _, u := range ups {
-		sink.Update(u)
-	}
-	sink.Synced(c.cfg.ID, now)
+	// The hub hears Connected first, then what was made while the lists came, then
+	// the reconciliation's updates. Calls heard of live meanwhile count as alive: one
+	// that ended then ends by its own update, not as lost.
+	var now time.Time
+	var ups []call.Update
+	c.out.Release(sink.Update, func(heard []string) {
+		c.mu.Lock()
+		now = c.clock.Now(time.Now())
+		var alive []string
+		alive, c.buf = c.corr.EndSnapshot(c.buf[:0], now)
+		ups = c.originated.Apply(c.buf)
+		c.mu.Unlock()
+		sink.Connected(c.cfg.ID, append(alive, heard...), now)
+	}, func() {
+		for _, u := range ups {
+			sink.Update(u)
+		}
+		sink.Synced(c.cfg.ID, now)
+	})
 	return nil
 }
 

@@ -63,11 +63,9 @@ type Connector struct {
 	cfg Config
 	log *slog.Logger
 
-	// emu orders what reaches the hub: the reader's updates, the snapshot's
-	// Connected/updates/Synced and a failed originate's record go out one batch at a
-	// time, each batch in the order the correlator produced it. Held while sending,
-	// never while waiting for FreeSWITCH (the reader needs it to read the reply).
-	emu sync.Mutex
+	// out takes updates to the hub in the order the correlator made them, with a
+	// (re)connect's Connected before anything made while it reconciled.
+	out pbxconn.Outbox
 	// mu guards the correlator, the originate ids, the agent names and the clock:
 	// the session's reader goroutine and the connector's goroutine both use them.
 	mu         sync.Mutex
@@ -191,22 +189,25 @@ func (c *Connector) session(ctx context.Context, sink hub.Sink) (connected bool,
 	c.mu.Lock()
 	c.corr.BeginSnapshot()
 	c.mu.Unlock()
+	c.out.Hold()
+	// Whatever the session kept and did not get to send goes out when it ends.
+	defer c.out.Release(sink.Update, nil, nil)
 	raw, _ := sink.(hub.RawSink)
 	handler := func(e *esl.Event, arrival time.Time) {
-		c.emu.Lock()
-		defer c.emu.Unlock()
-		c.mu.Lock()
-		if ts, ok := eventTime(e); ok {
-			c.clock.Observe(ts, arrival)
-		}
-		at := c.clock.Now(arrival)
-		c.buf = c.corr.Feed(c.buf[:0], e, at)
-		ups := c.originated.Apply(c.buf)
-		st, ok := presence(c.cfg.ID, c.corr, c.agents, e, at)
-		c.mu.Unlock()
-		for _, u := range ups {
-			sink.Update(u)
-		}
+		var at time.Time
+		var st hub.Status
+		var ok bool
+		c.out.Produce(sink.Update, func() []call.Update {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if ts, ok := eventTime(e); ok {
+				c.clock.Observe(ts, arrival)
+			}
+			at = c.clock.Now(arrival)
+			c.buf = c.corr.Feed(c.buf[:0], e, at)
+			st, ok = presence(c.cfg.ID, c.corr, c.agents, e, at)
+			return c.originated.Apply(c.buf)
+		})
 		if ok {
 			sink.Status(st)
 		}
@@ -267,22 +268,25 @@ func (c *Connector) snapshot(ctx context.Context, s *Session, sink hub.Sink) err
 		}
 	}
 	regs, regErr := s.API(ctx, "show registrations as json")
-	// From here to Synced nothing else reaches the hub: an event read meanwhile
-	// (a new call, a hang-up) follows the snapshot instead of slipping before
-	// Connected, which would end its call as lost, or before its call's ring.
-	c.emu.Lock()
-	defer c.emu.Unlock()
-	c.mu.Lock()
-	now := c.clock.Now(time.Now())
-	alive, out := c.corr.EndSnapshot(c.buf[:0], now)
-	c.buf = out
-	ups := c.originated.Apply(out)
-	c.mu.Unlock()
-	sink.Connected(c.cfg.ID, alive, now)
-	for _, u := range ups {
-		sink.Update(u)
-	}
-	sink.Synced(c.cfg.ID, now)
+	// The hub hears Connected first, then what was made while the lists came, then
+	// the reconciliation's updates. Calls heard of live meanwhile count as alive: one
+	// that ended then ends by its own update, not as lost.
+	var now time.Time
+	var ups []call.Update
+	c.out.Release(sink.Update, func(heard []string) {
+		c.mu.Lock()
+		now = c.clock.Now(time.Now())
+		var alive []string
+		alive, c.buf = c.corr.EndSnapshot(c.buf[:0], now)
+		ups = c.originated.Apply(c.buf)
+		c.mu.Unlock()
+		sink.Connected(c.cfg.ID, append(alive, heard...), now)
+	}, func() {
+		for _, u := range ups {
+			sink.Update(u)
+		}
+		sink.Synced(c.cfg.ID, now)
+	})
 	if regErr != nil {
 		c.log.Info("cannot list registrations", "err", regErr)
 		return nil

@@ -417,3 +417,57 @@ func TestConnectorScenarios(t *testing.T) {
 		})
 	}
 }
+
+// TestConnectorHangupDuringSnapshot: the call is up when the socket drops; on the
+// reconnect, FreeSWITCH lists it, and its hang-up arrives before the snapshot is
+// complete. The call ends normally, by its hang-up: it is neither ended as lost nor
+// left up.
+func TestConnectorHangupDuringSnapshot(t *testing.T) {
+	ev1, _ := connEvents(loadESLFixture(t, "15-esl-reconnect-live-call/esl.raw"))
+	ev2, snap := connEvents(loadESLFixture(t, "15-esl-reconnect-live-call/esl-reconnect.raw"))
+	f := newFakeESL(t)
+	f.setAPI(emptySnapshot)
+	conn := connTestConnector(t, f, nil)
+	e := hubtest.Start(t, conn)
+	first := connNext(t, f, e, 1)
+	for _, m := range ev1 {
+		first.send(m)
+	}
+	testutil.CheckFor(t, 10*time.Second, func() error {
+		if cs := e.Calls(t); len(cs) != 1 || cs[0].State != call.StateActive {
+			return errors.New("call not up")
+		}
+		return nil
+	})
+	f.setHook(func(c *fakeESLConn, cmd fakeCommand) bool {
+		if cmd.conn < 2 || cmd.verb() != "api" {
+			return false
+		}
+		switch cmd.arg() {
+		case "show channels as json":
+			c.apiResponse(snap[cmd.arg()])
+		case "show calls as json":
+			// The rest of the call, hang-up included, before the last list.
+			for _, m := range ev2 {
+				c.send(m)
+			}
+			c.apiResponse(snap[cmd.arg()])
+		default:
+			return false
+		}
+		return true
+	})
+	first.drop()
+	connNext(t, f, e, 2)
+	testutil.CheckFor(t, 10*time.Second, func() error {
+		cs := e.Calls(t)
+		if len(cs) != 1 || cs[0].State != call.StateEnded {
+			return fmt.Errorf("%d calls, first %+v", len(cs), cs)
+		}
+		return nil
+	})
+	c := e.Calls(t)[0]
+	if c.Cause == call.CauseLost || c.Disposition != call.DispositionAnswered || c.AnsweredBy != "2015" || c.TalkS < 10 || c.TalkS > 12 {
+		t.Fatalf("call %+v (cause %s)", c, c.Cause)
+	}
+}

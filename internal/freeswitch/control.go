@@ -211,24 +211,25 @@ func (c *Connector) originateFailed(sink hub.Sink, cmd hub.Command, id string, e
 	if !errors.Is(err, ErrCommandFailed) || sink == nil || c.corr.Internal(cmd.To) {
 		return
 	}
-	c.emu.Lock()
-	defer c.emu.Unlock()
-	c.mu.Lock()
-	never := c.originated.Take(id)
-	at := c.clock.Now(time.Now())
-	c.mu.Unlock()
-	if !never {
-		return // the correlator saw the channel: its hang-up ends the call
-	}
-	cause := failCause(err.Error())
-	disp, ok := causeDisposition(cause)
-	if !ok || disp == call.DispositionCancelled {
-		disp = call.DispositionFailed
-	}
-	sink.Update(call.Update{PBX: c.cfg.ID, PBXCallID: id, CallID: id, Time: at, Kind: call.KindRing,
-		Direction: call.DirectionOut, Customer: cmd.To, Extensions: []string{cmd.Extension}})
-	sink.Update(call.Update{PBX: c.cfg.ID, PBXCallID: id, Time: at, Kind: call.KindEnd, Cause: cause, Disposition: disp})
-	sink.Update(call.Update{PBX: c.cfg.ID, PBXCallID: id, Time: at, Kind: call.KindFinal})
+	c.out.Produce(sink.Update, func() []call.Update {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if !c.originated.Take(id) {
+			return nil // the correlator saw the channel: its hang-up ends the call
+		}
+		at := c.clock.Now(time.Now())
+		cause := failCause(err.Error())
+		disp, ok := causeDisposition(cause)
+		if !ok || disp == call.DispositionCancelled {
+			disp = call.DispositionFailed
+		}
+		return []call.Update{
+			{PBX: c.cfg.ID, PBXCallID: id, CallID: id, Time: at, Kind: call.KindRing,
+				Direction: call.DirectionOut, Customer: cmd.To, Extensions: []string{cmd.Extension}},
+			{PBX: c.cfg.ID, PBXCallID: id, Time: at, Kind: call.KindEnd, Cause: cause, Disposition: disp},
+			{PBX: c.cfg.ID, PBXCallID: id, Time: at, Kind: call.KindFinal},
+		}
+	})
 }
 
 // failCause is the hang-up cause in an originate's "-ERR USER_BUSY" reply.
